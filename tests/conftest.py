@@ -1,0 +1,98 @@
+"""Shared fixtures.  Fixture data is never changed in place: tests copy it into ``tmp_path``.
+
+Modules add their own fixtures below under a comment naming the module; keep this file append-only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Keep Prefect quiet and offline in every test process (and the subprocesses they start).
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SEED = SHARED / "seeds" / "000_5b99444169de3d3a.txt"
+SEED_SHA256 = "246b6f3eecd785210211962ece94d16350e7aec34991bc8c3d85bfcecb822364"
+CONFORMANCE = SHARED / "bagit-conformance-suite"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def seed_path() -> Path:
+    """The first item of the archive, as shipped in ../shared (read-only)."""
+    if not SEED.is_file():
+        pytest.skip(f"{SEED} is absent")
+    return SEED
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test harness (temporary database, ephemeral API) for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def run_cli(*args: str | os.PathLike[str], cwd: Path | None = None,
+            env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``strongroom ARGS...`` in a subprocess, exactly as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *map(str, args)],
+        cwd=cwd or REPO, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.fixture
+def cli() -> object:
+    """The ``run_cli`` function, as a fixture."""
+    return run_cli
+
+
+def _pg_admin_url() -> str:
+    return os.environ.get("STRONGROOM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on 127.0.0.1:5432 for this test session; dropped after."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+    name = f"strongroom_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = _pg_admin_url().rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"), {"d": name})
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture
+def seed_copy(tmp_path: Path, seed_path: Path) -> Path:
+    """A private copy of the seed text."""
+    target = tmp_path / "src" / seed_path.name
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(seed_path, target)
+    return target
