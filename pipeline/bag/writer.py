@@ -104,6 +104,9 @@ class BagOptions:
     #: bag path -> {algorithm: hex} that the copy must match (e.g. stated in a record).
     expected: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     verifiers: Sequence[Verifier] = ()
+    #: Tag files that can only be written once the bag is verified (e.g. a PREMIS record of that
+    #: verification); given the verifiers' notes.  The tag manifests are then rewritten and checked.
+    after_verify: Callable[[Sequence[PayloadDigest], str], Mapping[str, bytes]] | None = None
     bagging_date: dt.date | None = None
     progress: Progress | None = None
 
@@ -124,6 +127,9 @@ def write_bag(dest: Path, payload: Sequence[PayloadFile], options: BagOptions = 
         tag_names = _write_tag_files(staging, digests, algorithms, options)
         _flush_tree(staging)
         notes = _verify(staging, options.verifiers)
+        if options.after_verify:
+            tag_names = _add_final_tag_files(staging, tag_names, digests, algorithms,
+                                             options.after_verify(digests, notes))
         _publish(staging, dest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -307,6 +313,37 @@ def _reserved(rel: str) -> str | None:
                            or re.match(r"^(tag)?manifest-[a-z0-9]+\.txt$", rel)):
         return "reserved BagIt name"
     return None
+
+
+def _add_final_tag_files(staging: Path, tag_names: list[str], payload: Sequence[PayloadDigest],
+                         algorithms: tuple[str, ...], extra: Mapping[str, bytes]) -> list[str]:
+    """Add tag files after verification, rewrite the tag manifests and check them by re-reading."""
+    names = [n for n in tag_names if not n.startswith("tagmanifest-")]
+    for rel, content in extra.items():
+        reason = unsafe_reason(rel) or _reserved(rel)
+        if reason or rel in names:
+            raise BagWriteError(f"tag file '{rel}' cannot be written: {reason or 'already written'}")
+        target = staging.joinpath(*PurePosixPath(rel).parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+        names.append(rel)
+    for alg in algorithms:
+        (staging / manifest_name(alg, tag=True)).unlink()
+    _write_tag_manifests(staging, names, algorithms)
+    _flush_tree(staging)
+    _check_tag_manifests(staging, algorithms)
+    return names + [manifest_name(a, tag=True) for a in algorithms]
+
+
+def _check_tag_manifests(staging: Path, algorithms: tuple[str, ...]) -> None:
+    from pipeline.bag.tagfiles import iter_manifest
+    from pipeline.fixity import digest_file
+
+    for alg in algorithms:
+        for rel, want in iter_manifest(staging / manifest_name(alg, tag=True)):
+            got = digest_file(staging.joinpath(*PurePosixPath(rel).parts), [alg])[1][alg]
+            if got != want:
+                raise FixityError(staging / rel, alg, want, got)
 
 
 def _bag_info(payload: Sequence[PayloadDigest], options: BagOptions) -> list[tuple[str, str]]:

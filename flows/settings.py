@@ -1,0 +1,24 @@
+"""Prefect settings Strongroom applies before Prefect is first imported in a process."""
+
+from __future__ import annotations
+
+import os
+
+_DEFAULTS = {
+    # Offline machines: no telemetry attempts filling the logs.
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    # A fresh PREFECT_HOME migrates its SQLite database on the first ephemeral start (~25 s here);
+    # Prefect's default 20 s timeout is too short for that.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    # Users read Strongroom's report; Prefect's own chatter is for --verbose.
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+}
+
+
+def apply_defaults(*, verbose: bool = False) -> None:
+    """Set Strongroom's Prefect defaults unless the user set them already."""
+    for key, value in _DEFAULTS.items():
+        if key == "PREFECT_LOGGING_LEVEL" and verbose:
+            value = "INFO"
+        os.environ.setdefault(key, value)

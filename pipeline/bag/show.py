@@ -1,0 +1,52 @@
+"""A bag described in a few readable lines, from its own metadata (nothing is hashed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.bag.tagfiles import info_value, iter_manifest, manifest_algorithms, manifest_name, read_bag_info
+from pipeline.errors import StrongroomError
+
+_SHOWN_LABELS = ("Title", "Creator", "Date", "Language", "Provenance", "Rights", "External-Identifier",
+                 "Source-Organization", "Bagging-Date", "Bag-Software-Agent", "BagIt-Profile-Identifier")
+_MAX_FILES = 10
+
+
+def describe(bag: Path) -> str:
+    """Title, identifiers, provenance, dates, payload and tag files of ``bag``."""
+    if not (bag / "bagit.txt").is_file():
+        raise StrongroomError(f"{bag}: not a bag (no bagit.txt)")
+    info = read_bag_info(bag)
+    lines = [f"{bag.name}  ({bag})"]
+    for label in _SHOWN_LABELS:
+        value = info_value(info, label)
+        if value:
+            lines.append(f"  {label + ':':<26}{_one_line(value)}")
+    lines.extend(_payload_lines(bag, info_value(info, "Payload-Oxum")))
+    tags = sorted(p.relative_to(bag).as_posix() for p in bag.rglob("*")
+                  if p.is_file() and p.relative_to(bag).parts[0] != "data")
+    lines.append(f"  {'Tag files:':<26}{', '.join(tags)}")
+    return "\n".join(lines)
+
+
+def _payload_lines(bag: Path, oxum: str | None) -> list[str]:
+    algorithms = manifest_algorithms(bag)
+    lines = [f"  {'Manifests:':<26}{', '.join(algorithms) or 'none'}"]
+    if oxum:
+        octets, _, count = oxum.partition(".")
+        if octets.isdigit() and count.isdigit():
+            lines.append(f"  {'Payload:':<26}{int(count):,} file(s), {int(octets):,} bytes")
+    if algorithms:
+        names = []
+        for i, (path, _) in enumerate(iter_manifest(bag / manifest_name(algorithms[0]))):
+            if i == _MAX_FILES:
+                names.append("…")
+                break
+            names.append(path.removeprefix("data/"))
+        lines.append(f"  {'Payload files:':<26}{', '.join(repr(n) if chr(10) in n else n for n in names)}")
+    return lines
+
+
+def _one_line(value: str) -> str:
+    text = " ".join(value.split())
+    return text if len(text) <= 110 else text[:107] + "…"

@@ -1,0 +1,154 @@
+"""CLI commands ``ingest`` (through the Prefect flow), ``bag`` and ``show`` (no Prefect)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import UsageError
+from pipeline.fixity import DEFAULT_ALGORITHMS, SUPPORTED_ALGORITHMS
+
+
+def register(sub: "argparse._SubParsersAction[Any]") -> None:
+    """Add ``ingest``, ``bag`` and ``show``."""
+    p = sub.add_parser("ingest", help="ingest records into versioned, verified bags (Prefect flow)",
+                       description="Ingest metadata records and their payload into BagIt bags named "
+                                   "<id>.v<N>. Runs on Prefect's ephemeral mode unless PREFECT_API_URL "
+                                   "names a server.")
+    p.add_argument("records", nargs="*", type=Path, metavar="RECORD", help="record files (default: all "
+                   "record.yaml / *.record.yaml under --records)")
+    p.add_argument("--records", dest="records_dir", type=Path, default=Path("records"), metavar="DIR")
+    p.add_argument("--bags", type=Path, default=Path("bags"), metavar="DIR")
+    _algorithm_option(p)
+    p.add_argument("--ledger", metavar="URL", default=os.environ.get("STRONGROOM_LEDGER"),
+                   help="fixity ledger database URL (default: SQLite <bags>/.strongroom-ledger.sqlite)")
+    p.add_argument("--no-ledger", action="store_true", help="do not register bags in the fixity ledger")
+    p.add_argument("--deposit-to", action="append", default=[], metavar="URL",
+                   help="deposit each new bag there too (repeatable: file://, s3://, ocfl://)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable result")
+    p.add_argument("--verbose", action="store_true", help="show Prefect's own log lines")
+    p.set_defaults(handler=run_ingest)
+
+    b = sub.add_parser("bag", help="bag any directory into a new bag (copy mode; the source is untouched)")
+    b.add_argument("source", type=Path, metavar="SOURCE_DIR")
+    b.add_argument("dest", type=Path, metavar="DEST_DIR", help="the new bag (must not exist)")
+    _algorithm_option(b)
+    b.add_argument("--info", action="append", default=[], metavar="'Label: value'",
+                   help="a bag-info.txt line (repeatable; order is kept)")
+    b.set_defaults(handler=run_bag)
+
+    s = sub.add_parser("show", help="what a bag holds, from its metadata")
+    s.add_argument("bags", nargs="+", type=Path, metavar="BAG")
+    s.set_defaults(handler=run_show)
+
+
+def _algorithm_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--algorithm", "-a", action="append", dest="algorithms", metavar="ALG",
+                        help=f"manifest algorithm, repeatable (default: {' + '.join(DEFAULT_ALGORITHMS)}; "
+                             f"supported: {', '.join(SUPPORTED_ALGORITHMS)})")
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    """Run the ingest flow and print its report."""
+    from pipeline.fixity import check_algorithms
+
+    algorithms = check_algorithms(args.algorithms or DEFAULT_ALGORITHMS)
+    for record in args.records:
+        if not record.is_file():
+            raise UsageError(f"{record}: no such record file")
+    if not args.records and not args.records_dir.is_dir():
+        raise UsageError(f"{args.records_dir}: no such records directory")
+    from flows.settings import apply_defaults
+
+    apply_defaults(verbose=args.verbose)
+    from flows import ingest as ingest_flows
+
+    display = _Display(enabled=sys.stdout.isatty() and not args.json)
+    ingest_flows.set_progress(display.result)
+    with display:
+        report = ingest_flows.ingest_flow(
+            records=[str(r) for r in args.records], records_dir=str(args.records_dir),
+            bags_dir=str(args.bags), algorithms=list(algorithms), ledger_url=args.ledger,
+            use_ledger=not args.no_ledger, deposit_to=list(args.deposit_to))
+    _print_ingest(report, as_json=args.json)
+    return int(report["exit_code"])
+
+
+def _print_ingest(report: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    for row in report["records"]:
+        if row["outcome"] == "failed":
+            print(f"strongroom: error: {row['error']}", file=sys.stderr)
+        else:
+            print(f"{row['outcome']:>9}  {row['bag']}  ({row['files']} file(s), {row['bytes']:,} bytes)")
+    n = len(report["records"])
+    print(f"{n} record(s): {report['bagged']} bagged, {report['unchanged']} unchanged, "
+          f"{report['failed']} failed")
+
+
+class _Display:
+    """A progress bar over records when stdout is a terminal; nothing otherwise."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> "_Display":
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), TextColumn("{task.description}"), transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("starting Prefect…", total=None)
+        return self
+
+    def result(self, result: Any) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, advance=1, description=f"{result.record.name}: {result.outcome}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def run_bag(args: argparse.Namespace) -> int:
+    """Bag a directory (copy mode, atomic, verified by Strongroom and bagit-python)."""
+    from pipeline.bag.writer import bag_directory
+    from pipeline.fixity import check_algorithms
+
+    algorithms = check_algorithms(args.algorithms or DEFAULT_ALGORITHMS)
+    info = [_parse_info(line) for line in args.info]
+    if not args.source.is_dir():
+        raise UsageError(f"{args.source}: no such source directory")
+    written = bag_directory(args.source, args.dest, algorithms=algorithms, info=info)
+    print(f"bagged {written.path}: {len(written.payload)} file(s), {written.octets:,} bytes, "
+          f"{' + '.join(written.algorithms)}; valid (Strongroom and bagit-python)")
+    if written.second_opinion:
+        print(f"note: {written.second_opinion}")
+    return 0
+
+
+def _parse_info(line: str) -> tuple[str, str]:
+    label, sep, value = line.partition(":")
+    if not sep or not label.strip() or label != label.strip():
+        raise UsageError(f"--info {line!r}: expected 'Label: value'")
+    return label, value.strip()
+
+
+def run_show(args: argparse.Namespace) -> int:
+    """Print a few readable lines per bag."""
+    from pipeline.bag.show import describe
+
+    for i, bag in enumerate(args.bags):
+        if i:
+            print()
+        print(describe(bag))
+    return 0

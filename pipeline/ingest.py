@@ -1,0 +1,290 @@
+"""Ingest: one metadata record and its payload become one verified, versioned bag.
+
+Bags are named ``<record id>.v<N>`` in the bags directory.  Re-ingesting an unchanged record
+(same record bytes, same payload paths and digests as the newest version) creates nothing and
+reports ``unchanged``; any change becomes version N+1 beside the old one.  A bag is never
+overwritten or deleted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import stat
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, Literal
+
+from pipeline.bag.names import unsafe_reason
+from pipeline.bag.tagfiles import iter_manifest, manifest_algorithms, manifest_name
+from pipeline.bag.writer import (
+    STRONGROOM_PROFILE_ID,
+    BagOptions,
+    PayloadDigest,
+    PayloadFile,
+    Progress,
+    Verifier,
+    default_verifiers,
+    remove_stale_staging,
+    write_bag,
+)
+from pipeline.errors import PayloadError, StrongroomError
+from pipeline.fixity import DEFAULT_ALGORITHMS, check_algorithms, digest_file
+from pipeline.premis import PremisAgent, PremisEvent, PremisObject, render_premis, strongroom_agent
+from pipeline.records import LoadedRecord, load_record
+
+if TYPE_CHECKING:
+    from pipeline.ledger import Ledger
+
+Outcome = Literal["bagged", "unchanged", "failed"]
+_VERSION = re.compile(r"^(?P<id>.+)\.v(?P<n>[1-9][0-9]*)$")
+
+
+@dataclass
+class IngestResult:
+    """What happened to one record."""
+
+    record: Path
+    outcome: Outcome
+    identifier: str | None = None
+    bag: Path | None = None
+    files: int = 0
+    bytes: int = 0
+    error: str | None = None
+    events: list[PremisEvent] = field(default_factory=list)
+
+    def as_row(self) -> dict[str, Any]:
+        """A flat, JSON-ready view (for --json, reports and Prefect artifacts)."""
+        return {"record": str(self.record), "identifier": self.identifier,
+                "bag": str(self.bag) if self.bag else None, "files": self.files,
+                "bytes": self.bytes, "outcome": self.outcome, "error": self.error}
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How to ingest (shared by every record of a run)."""
+
+    algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+    verifiers: Sequence[Verifier] | None = None  # None: Strongroom's validator + bagit-python
+    ledger: Ledger | None = None
+    progress: Progress | None = None
+
+
+def ingest_record(record_path: Path, bags_dir: Path, options: IngestOptions = IngestOptions()) -> IngestResult:
+    """Ingest one record into ``bags_dir``; failures are returned, not raised."""
+    try:
+        return _ingest(record_path, bags_dir, options)
+    except StrongroomError as exc:
+        return IngestResult(record_path, "failed", error=str(exc))
+
+
+@dataclass
+class IngestReport:
+    """The results of one ingest run, in record order."""
+
+    results: list[IngestResult]
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for r in self.results if r.outcome == outcome)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every record was bagged or unchanged, 1 when any failed."""
+        return 1 if self.count("failed") else 0
+
+    def summary_line(self) -> str:
+        return (f"{len(self.results)} record(s): {self.count('bagged')} bagged, "
+                f"{self.count('unchanged')} unchanged, {self.count('failed')} failed")
+
+    def as_json(self) -> dict[str, Any]:
+        return {"records": [r.as_row() for r in self.results],
+                "bagged": self.count("bagged"), "unchanged": self.count("unchanged"),
+                "failed": self.count("failed"), "exit_code": self.exit_code}
+
+
+def duplicate_identifiers(record_paths: Sequence[Path]) -> dict[Path, str]:
+    """Records whose identifier another record of the run also claims: path -> error line."""
+    owners: dict[str, list[Path]] = {}
+    for path in record_paths:
+        try:
+            owners.setdefault(load_record(path).record.id, []).append(path)
+        except StrongroomError:
+            continue  # the record's own task reports why it cannot be read
+    clashes: dict[Path, str] = {}
+    for identifier, paths in owners.items():
+        for path in paths if len(paths) > 1 else ():
+            others = ", ".join(str(p) for p in paths if p != path)
+            clashes[path] = f"{path}: duplicate record identifier '{identifier}' (also in {others})"
+    return clashes
+
+
+def bag_versions(bags_dir: Path, identifier: str) -> list[Path]:
+    """The published versions of the bag of ``identifier``, oldest first."""
+    if not bags_dir.is_dir():
+        return []
+    found = []
+    for entry in bags_dir.iterdir():
+        m = _VERSION.match(entry.name)
+        if m and m.group("id") == identifier and entry.is_dir() and not entry.is_symlink():
+            found.append((int(m.group("n")), entry))
+    return [path for _, path in sorted(found)]
+
+
+def prepare_bags_dir(bags_dir: Path) -> list[Path]:
+    """Create ``bags_dir`` if needed and remove staging left by crashed runs; return what was removed."""
+    try:
+        bags_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StrongroomError(f"{bags_dir}: cannot create the bags directory: {exc.strerror}") from exc
+    return remove_stale_staging(bags_dir)
+
+
+def _ingest(record_path: Path, bags_dir: Path, options: IngestOptions) -> IngestResult:
+    loaded = load_record(record_path)
+    record = loaded.record
+    payload = resolve_payload(loaded)
+    algorithms = check_algorithms(options.algorithms)
+    versions = bag_versions(bags_dir, record.id)
+    if versions and _unchanged(versions[-1], loaded, payload):
+        bag = versions[-1]
+        if options.ledger is not None:
+            options.ledger.register_bag(bag, origin="ingest")
+        return IngestResult(record_path, "unchanged", record.id, bag, len(payload),
+                            sum(p.source.stat().st_size for p in payload))
+    dest = bags_dir / f"{record.id}.v{_next_version(versions) if versions else 1}"
+    events: list[PremisEvent] = []
+    options_for_bag = BagOptions(
+        algorithms=algorithms,
+        info=_bag_info(loaded),
+        profile_id=STRONGROOM_PROFILE_ID,
+        tag_files=lambda digests: _metadata_files(loaded),
+        expected={f"data/{p.path}": dict(p.checksums) for p in record.payload if p.checksums},
+        verifiers=default_verifiers() if options.verifiers is None else options.verifiers,
+        after_verify=lambda digests, notes: {"metadata/premis.xml": _premis(loaded, dest, digests,
+                                                                            notes, events)},
+        progress=options.progress,
+    )
+    written = write_bag(dest, payload, options_for_bag)
+    if options.ledger is not None:
+        options.ledger.register_bag(written.path, origin="ingest", events=events)
+    return IngestResult(record_path, "bagged", record.id, written.path, len(written.payload),
+                        written.octets, events=events)
+
+
+def _next_version(versions: Sequence[Path]) -> int:
+    m = _VERSION.match(versions[-1].name)
+    assert m is not None  # bag_versions only returns matching names
+    return int(m.group("n")) + 1
+
+
+def resolve_payload(loaded: LoadedRecord) -> list[PayloadFile]:
+    """The record's payload as files inside its root; refuses escapes, symlinks and special files."""
+    files: list[PayloadFile] = []
+    for spec in loaded.record.payload:
+        rel = spec.path
+        reason = unsafe_reason(rel)
+        if reason:
+            raise PayloadError(loaded.path, rel, f"escapes the record's directory or is unsafe: {reason}")
+        current = loaded.root
+        for part in PurePosixPath(rel).parts:
+            current = current / part
+            try:
+                mode = os.lstat(current).st_mode
+            except FileNotFoundError:
+                raise PayloadError(loaded.path, rel, "not found") from None
+            if stat.S_ISLNK(mode):
+                raise PayloadError(loaded.path, rel, f"is or passes through a symbolic link ({current.name})")
+        if not stat.S_ISREG(mode):
+            raise PayloadError(loaded.path, rel, "is not a regular file")
+        files.append(PayloadFile(current, PurePosixPath(rel)))
+    return files
+
+
+def _unchanged(bag: Path, loaded: LoadedRecord, payload: Sequence[PayloadFile]) -> bool:
+    """Same record bytes, same payload names, sizes and digests as the bag's newest version."""
+    try:
+        if (bag / "metadata" / "record.yaml").read_bytes() != loaded.raw:
+            return False
+        algorithms = manifest_algorithms(bag)
+        if not algorithms:
+            return False
+        alg = "sha512" if "sha512" in algorithms else algorithms[0]
+        in_bag = dict(iter_manifest(bag / manifest_name(alg)))
+    except OSError:
+        return False
+    wanted = {f"data/{p.path.as_posix()}": p for p in payload}
+    if set(in_bag) != set(wanted):
+        return False
+    return all(digest_file(p.source, [alg])[1][alg] == in_bag[path] for path, p in wanted.items())
+
+
+def _bag_info(loaded: LoadedRecord) -> list[tuple[str, str]]:
+    from pipeline.dublin_core import bag_info_fields
+
+    return bag_info_fields(loaded.record)
+
+
+def _metadata_files(loaded: LoadedRecord) -> dict[str, bytes]:
+    from pipeline.dublin_core import to_jsonld, to_oai_dc
+
+    return {
+        "metadata/dc.xml": to_oai_dc(loaded.record),
+        "metadata/dcterms.jsonld": to_jsonld(loaded.record),
+        "metadata/record.yaml": loaded.raw,
+    }
+
+
+def _premis(loaded: LoadedRecord, dest: Path, payload: Sequence[PayloadDigest], notes: str,
+            events_out: list[PremisEvent]) -> bytes:
+    """PREMIS 3 for the bag: its file objects and the events of this ingest (also kept for the ledger)."""
+    agent = strongroom_agent()
+    bagit_agent = _bagit_python_agent()
+    objects = [PremisObject(identifier=p.path, size=p.size, digests=dict(p.digests),
+                            original_name=p.path.removeprefix("data/"), format_name=None)
+               for p in payload]
+    ids = [o.identifier for o in objects]
+    algs = ", ".join(next(iter(payload)).digests) if payload else ""
+    stated = [(p, s) for p in payload for s in _stated(loaded, p)]
+    now = dt.datetime.now(dt.timezone.utc)
+    event = _event_factory(now, ids, [agent.identifier])
+    events = [
+        event("ing", f"Ingested record {loaded.path.name} ({loaded.record.id}) as bag {dest.name}"),
+        event("mes", f"Computed {algs} of every payload file in one read while copying it"),
+    ]
+    if stated:
+        events.append(event("fix", "Compared the digests of the bytes read from the source with the "
+                                   "digests stated in the record: all equal",
+                            detail="; ".join(f"{p.path} {alg}:{hexd}" for p, (alg, hexd) in stated)))
+    events.append(event("pac", f"Packed as BagIt 1.0 bag {dest.name} (profile {STRONGROOM_PROFILE_ID})"))
+    events.append(event("val", "Validated the complete staged bag before publication: Strongroom's "
+                               "strict validator (full) and bagit-python (second opinion): valid",
+                        detail=notes or None, agents=[agent.identifier, bagit_agent.identifier]))
+    events_out[:] = events
+    return render_premis(objects, events, [agent, bagit_agent])
+
+
+def _stated(loaded: LoadedRecord, item: PayloadDigest) -> list[tuple[str, str]]:
+    rel = item.path.removeprefix("data/")
+    return [(alg, hexd.lower()) for spec in loaded.record.payload if spec.path == rel
+            for alg, hexd in spec.checksums.items()]
+
+
+def _event_factory(when: dt.datetime, object_ids: list[str], agent_ids: list[str]
+                   ) -> Callable[..., PremisEvent]:
+    def make(event_type: str, text: str, *, detail: str | None = None,
+             agents: list[str] | None = None) -> PremisEvent:
+        return PremisEvent(identifier=f"urn:uuid:{uuid.uuid4()}", event_type=event_type, date_time=when,
+                           detail=text, outcome="suc", outcome_detail=detail, object_ids=object_ids,
+                           agent_ids=agents or agent_ids)
+
+    return make
+
+
+def _bagit_python_agent() -> PremisAgent:
+    import bagit
+
+    return PremisAgent(identifier=f"bagit-python/{bagit.VERSION}", name="bagit-python",
+                       version=str(bagit.VERSION))
