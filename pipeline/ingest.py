@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import re
 import stat
+import tempfile
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pipeline.bag.names import unsafe_reason
 from pipeline.bag.tagfiles import iter_manifest, manifest_algorithms, manifest_name
 from pipeline.bag.writer import (
+    STAGING_DIR,
     STRONGROOM_PROFILE_ID,
     BagOptions,
     PayloadDigest,
@@ -31,7 +33,7 @@ from pipeline.bag.writer import (
     remove_stale_staging,
     write_bag,
 )
-from pipeline.errors import PayloadError, StrongroomError
+from pipeline.errors import BagWriteError, PayloadError, StrongroomError
 from pipeline.fixity import DEFAULT_ALGORITHMS, check_algorithms, digest_file
 from pipeline.premis import PremisAgent, PremisEvent, PremisObject, render_premis, strongroom_agent
 from pipeline.records import LoadedRecord, load_record
@@ -137,8 +139,13 @@ def prepare_bags_dir(bags_dir: Path) -> list[Path]:
     """Create ``bags_dir`` if needed and remove staging left by crashed runs; return what was removed."""
     try:
         bags_dir.mkdir(parents=True, exist_ok=True)
+        probe = bags_dir / STAGING_DIR
+        probe.mkdir(exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".probe.", dir=probe)
+        os.close(fd)
+        os.unlink(name)
     except OSError as exc:
-        raise StrongroomError(f"{bags_dir}: cannot create the bags directory: {exc.strerror}") from exc
+        raise BagWriteError(f"{bags_dir}: bags directory is not writable ({exc.strerror})") from exc
     return remove_stale_staging(bags_dir)
 
 

@@ -6,7 +6,7 @@ Strongroom instead:
 
 1. refuses unsafe payload (symlinks, devices, names escaping ``data/``) before writing anything;
 2. copies each payload file once into a private staging directory
-   (``<bags>/.strongroom-staging/<name>.<host>.<pid>.<random>``), computing every manifest
+   (``<bags>/.strongroom-staging/<name>~<host>~<pid>~<random>``), computing every manifest
    algorithm in that same single read, and checks stated digests;
 3. writes manifests, ``bagit.txt`` (1.0), ``bag-info.txt`` (label order kept), the caller's tag
    files and the tag manifests;
@@ -184,7 +184,7 @@ def remove_stale_staging(bags_dir: Path) -> list[Path]:
         return removed
     host = socket.gethostname()
     for entry in root.iterdir():
-        parts = entry.name.rsplit(".", 3)
+        parts = entry.name.rsplit("~", 3)
         if len(parts) != 4 or parts[1] != host or not parts[2].isdigit():
             continue
         if not _process_alive(int(parts[2])):
@@ -244,7 +244,7 @@ def _new_staging(dest: Path) -> Path:
     root = dest.parent / STAGING_DIR
     try:
         root.mkdir(exist_ok=True)
-        prefix = f"{dest.name}.{socket.gethostname()}.{os.getpid()}."
+        prefix = f"{dest.name}~{socket.gethostname()}~{os.getpid()}~"
         return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
     except OSError as exc:
         raise BagWriteError(f"{root}: cannot create a staging directory: {exc.strerror}") from exc

@@ -62,6 +62,9 @@ def run_ingest(args: argparse.Namespace) -> int:
             raise UsageError(f"{record}: no such record file")
     if not args.records and not args.records_dir.is_dir():
         raise UsageError(f"{args.records_dir}: no such records directory")
+    from pipeline.ingest import prepare_bags_dir
+
+    prepare_bags_dir(args.bags)  # an unwritable bags directory is one clear line, before Prefect starts
     from flows.settings import apply_defaults
 
     apply_defaults(verbose=args.verbose)

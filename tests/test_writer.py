@@ -1,0 +1,264 @@
+"""The copy-mode atomic writer: what it writes, what it refuses, and that the source is untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+import unicodedata
+from pathlib import Path, PurePosixPath
+
+import bagit
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.bag.names import decode_path, encode_path
+from pipeline.bag.second_opinion import bagit_python_findings
+from pipeline.bag.tagfiles import iter_manifest, read_bag_info
+from pipeline.bag.writer import (
+    STAGING_DIR,
+    BagOptions,
+    PayloadFile,
+    bag_directory,
+    remove_stale_staging,
+    write_bag,
+)
+from pipeline.errors import BagInvalidError, BagWriteError, FixityError, PayloadError
+from pipeline.findings import Finding
+
+SECOND_OPINION_ONLY = [bagit_python_findings]
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, int]]:
+    """Every file below root: content digest and mtime, to prove a tree was not touched."""
+    return {p.relative_to(root).as_posix(): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    (src / "sub dir" / "deeper").mkdir(parents=True)
+    (src / "a.txt").write_bytes(b"alpha\n")
+    (src / "sub dir" / "b.bin").write_bytes(bytes(range(256)) * 5000)
+    (src / "sub dir" / "deeper" / "empty").write_bytes(b"")
+    return src
+
+
+def test_bag_directory_copies_and_leaves_the_source_untouched(tmp_path: Path, source: Path) -> None:
+    before = snapshot(source)
+    bag = bag_directory(source, tmp_path / "bag", verifiers=SECOND_OPINION_ONLY).path
+    assert snapshot(source) == before
+    for rel in before:
+        assert (bag / "data" / rel).read_bytes() == (source / rel).read_bytes()
+    assert (bag / "bagit.txt").read_bytes() == b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
+    bagit.Bag(str(bag)).validate()
+
+
+def test_manifests_for_every_algorithm_and_tag_manifests_cover_tag_files(tmp_path: Path, source: Path) -> None:
+    bag = bag_directory(source, tmp_path / "bag", verifiers=SECOND_OPINION_ONLY).path
+    for alg in ("sha512", "sha256"):
+        entries = dict(iter_manifest(bag / f"manifest-{alg}.txt"))
+        assert set(entries) == {"data/a.txt", "data/sub dir/b.bin", "data/sub dir/deeper/empty"}
+        assert entries["data/a.txt"] == hashlib.new(alg, b"alpha\n").hexdigest()
+        tags = dict(iter_manifest(bag / f"tagmanifest-{alg}.txt"))
+        assert set(tags) == {"bagit.txt", "bag-info.txt", "manifest-sha512.txt", "manifest-sha256.txt"}
+        for rel, digest in tags.items():
+            assert hashlib.new(alg, (bag / rel).read_bytes()).hexdigest() == digest
+
+
+def test_bag_info_keeps_the_callers_order_and_adds_oxum_date_agent(tmp_path: Path, source: Path) -> None:
+    info = [("Zeta-Label", "last alphabetically, first here"), ("Contact-Name", "A. Archivist"),
+            ("Internal-Sender-Description", "two\nlines")]
+    bag = bag_directory(source, tmp_path / "bag", info=info, verifiers=SECOND_OPINION_ONLY).path
+    labels = [label for label, _ in read_bag_info(bag)]
+    assert labels[:3] == ["Zeta-Label", "Contact-Name", "Internal-Sender-Description"]
+    assert dict(read_bag_info(bag))["Internal-Sender-Description"] == "two\nlines"
+    assert dict(read_bag_info(bag))["Payload-Oxum"] == f"{6 + 256 * 5000}.3"
+    assert {"Bagging-Date", "Bag-Software-Agent"} <= set(labels)
+
+
+def test_algorithm_choice_is_honoured(tmp_path: Path, source: Path) -> None:
+    bag = bag_directory(source, tmp_path / "bag", algorithms=["SHA256"], verifiers=SECOND_OPINION_ONLY).path
+    assert sorted(p.name for p in bag.glob("*manifest-*")) == ["manifest-sha256.txt", "tagmanifest-sha256.txt"]
+
+
+def _nothing_published(bags: Path) -> bool:
+    staging = bags / STAGING_DIR
+    leftovers = [p for p in bags.iterdir() if p.name != STAGING_DIR]
+    return not leftovers and (not staging.exists() or not any(staging.iterdir()))
+
+
+def test_a_stated_digest_that_differs_publishes_nothing(tmp_path: Path, source: Path) -> None:
+    bags = tmp_path / "bags"
+    bags.mkdir()
+    options = BagOptions(expected={"data/a.txt": {"sha256": "0" * 64}}, verifiers=SECOND_OPINION_ONLY)
+    with pytest.raises(FixityError) as caught:
+        write_bag(bags / "b", [PayloadFile(source / "a.txt", PurePosixPath("a.txt"))], options)
+    assert caught.value.expected == "0" * 64
+    assert caught.value.found == hashlib.sha256(b"alpha\n").hexdigest()
+    assert "a.txt" in str(caught.value) and "sha256 mismatch" in str(caught.value)
+    assert _nothing_published(bags)
+
+
+def test_a_stated_digest_in_another_algorithm_is_checked_too(tmp_path: Path, source: Path) -> None:
+    options = BagOptions(expected={"data/a.txt": {"md5": hashlib.md5(b"alpha\n").hexdigest()}},
+                         verifiers=SECOND_OPINION_ONLY)
+    bag = write_bag(tmp_path / "b", [PayloadFile(source / "a.txt", PurePosixPath("a.txt"))], options)
+    assert bag.path.is_dir()
+
+
+def test_symlinked_payload_is_refused_before_anything_is_written(tmp_path: Path, source: Path) -> None:
+    (source / "link").symlink_to("/etc/passwd")
+    bags = tmp_path / "bags"
+    bags.mkdir()
+    with pytest.raises(PayloadError, match="symbolic link"):
+        bag_directory(source, bags / "b", verifiers=SECOND_OPINION_ONLY)
+    assert list(bags.iterdir()) == []
+
+
+def test_special_files_are_refused(tmp_path: Path, source: Path) -> None:
+    os.mkfifo(source / "pipe")
+    with pytest.raises(PayloadError, match="not a regular file"):
+        bag_directory(source, tmp_path / "b", verifiers=SECOND_OPINION_ONLY)
+
+
+def test_names_colliding_after_normalisation_are_refused(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / unicodedata.normalize("NFC", "café")).write_text("1")
+    (src / unicodedata.normalize("NFD", "café")).write_text("2")
+    with pytest.raises(PayloadError, match="collides"):
+        bag_directory(src, tmp_path / "b", verifiers=SECOND_OPINION_ONLY)
+
+
+def test_an_existing_destination_is_never_overwritten(tmp_path: Path, source: Path) -> None:
+    dest = tmp_path / "bag"
+    dest.mkdir()
+    with pytest.raises(BagWriteError, match="never overwritten"):
+        bag_directory(source, dest, verifiers=SECOND_OPINION_ONLY)
+    assert list(dest.iterdir()) == []
+
+
+def test_a_rejecting_verifier_stops_publication(tmp_path: Path, source: Path) -> None:
+    def reject(path: Path) -> list[Finding]:
+        assert (path / "bagit.txt").is_file()  # it sees the complete staged bag
+        return [Finding(code="TEST-REJECT", message="rejected for the test")]
+
+    bags = tmp_path / "bags"
+    bags.mkdir()
+    with pytest.raises(BagInvalidError, match="TEST-REJECT"):
+        bag_directory(source, bags / "b", verifiers=[reject])
+    assert _nothing_published(bags)
+
+
+def test_tag_files_written_after_verification_are_in_the_tag_manifests(tmp_path: Path, source: Path) -> None:
+    seen_notes: list[str] = []
+
+    def final(_digests: object, notes: str) -> dict[str, bytes]:
+        seen_notes.append(notes)
+        return {"metadata/after.txt": b"written after verification\n"}
+
+    options = BagOptions(tag_files=lambda d: {"metadata/before.txt": b"before\n"},
+                         after_verify=final, verifiers=SECOND_OPINION_ONLY)
+    payload = [PayloadFile(source / "a.txt", PurePosixPath("a.txt"))]
+    bag = write_bag(tmp_path / "b", payload, options).path
+    tags = dict(iter_manifest(bag / "tagmanifest-sha512.txt"))
+    assert {"metadata/before.txt", "metadata/after.txt"} <= set(tags)
+    assert seen_notes == [""]
+    bagit.Bag(str(bag)).validate()
+
+
+@pytest.mark.parametrize("name", ["bagit.txt", "manifest-md5.txt", "data/x.txt", "../x", "/abs"])
+def test_tag_files_may_not_take_reserved_or_unsafe_names(tmp_path: Path, source: Path, name: str) -> None:
+    options = BagOptions(tag_files=lambda d: {name: b"x"}, verifiers=SECOND_OPINION_ONLY)
+    with pytest.raises(BagWriteError, match="cannot be written"):
+        write_bag(tmp_path / "b", [PayloadFile(source / "a.txt", PurePosixPath("a.txt"))], options)
+    assert not (tmp_path / "b").exists()
+
+
+def test_stale_staging_of_a_dead_process_is_removed_and_live_staging_kept(tmp_path: Path) -> None:
+    import socket
+
+    staging = tmp_path / STAGING_DIR
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = staging / f"x.v1~{socket.gethostname()}~{dead}~abc"
+    live = staging / f"y.v1~{socket.gethostname()}~{os.getpid()}~def"
+    foreign = staging / f"z.v1~another-host~{dead}~ghi"
+    for d in (stale, live, foreign):
+        (d / "data").mkdir(parents=True)
+    assert remove_stale_staging(tmp_path) == [stale]
+    assert live.exists() and foreign.exists()
+
+
+names = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"),
+    min_size=1, max_size=20,
+).filter(lambda s: s not in (".", "..") and not s.startswith("~") and "\\" not in s)
+
+
+@given(st.lists(names, min_size=1, max_size=4))
+def test_percent_encoding_round_trips(parts: list[str]) -> None:
+    path = "/".join(parts)
+    encoded = encode_path(path)
+    assert "\n" not in encoded and "\r" not in encoded
+    assert decode_path(encoded) == path
+    assert decode_path(encoded.replace("%0A", "%0a").replace("%0D", "%0d")) == path
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(["plain.txt", "with space.txt", "50%.txt", "%0A literal.txt", "new\nline",
+                                 "carriage\rreturn", "caf\u00e9.txt", "nai\u0308ve.txt", "日本語.txt"]),
+                min_size=1, max_size=5, unique=True))
+def test_awkward_names_round_trip_through_writer_and_bagit_python(tmp_path_factory: pytest.TempPathFactory,
+                                                                  chosen: list[str]) -> None:
+    root = tmp_path_factory.mktemp("names")
+    src = root / "src"
+    src.mkdir()
+    for i, name in enumerate(chosen):
+        (src / name).write_bytes(f"{i}\n".encode())
+    bag = bag_directory(src, root / "bag", verifiers=SECOND_OPINION_ONLY).path
+    listed = {p for p, _ in iter_manifest(bag / "manifest-sha256.txt")}
+    assert listed == {f"data/{name}" for name in chosen}
+    for name in chosen:
+        assert (bag / "data" / name).read_bytes() == (src / name).read_bytes()
+
+
+def test_sigkill_while_writing_leaves_no_bag_and_the_next_run_completes(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(40):
+        (src / f"f{i:02}.bin").write_bytes(os.urandom(256 * 1024))
+    before = snapshot(src)
+    bags = tmp_path / "bags"
+    bags.mkdir()
+    # The child announces each copied file; the parent kills it half-way through the payload.
+    script = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from pipeline.bag.writer import bag_directory
+        from pipeline.bag.second_opinion import bagit_python_findings
+        def progress(done, files):
+            print(files, flush=True)
+        bag_directory(Path({str(src)!r}), Path({str(bags / 'b')!r}), verifiers=[bagit_python_findings],
+                      progress=progress)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    for line in child.stdout:
+        if int(line) >= 20:
+            child.kill()
+            break
+    child.wait()
+    assert child.returncode == -9
+    assert not (bags / "b").exists()
+    assert any((bags / STAGING_DIR).iterdir())  # the half-written bag is only a staging directory
+    assert snapshot(src) == before
+    assert len(remove_stale_staging(bags)) == 1
+    bag = bag_directory(src, bags / "b", verifiers=SECOND_OPINION_ONLY).path
+    bagit.Bag(str(bag)).validate()
+    assert snapshot(src) == before
