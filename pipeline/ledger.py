@@ -1,0 +1,446 @@
+"""The fixity ledger: reference digests, locations, PREMIS history and audit runs, apart from the bags.
+
+A bag's own manifests cannot prove a bag intact: damage that rewrites a file and its manifest line
+together passes validation.  The ledger keeps, in a database of its own, every file's size and
+digests as registered, where each copy of the bag lives, every PREMIS event (ingest, fixity checks,
+replications) and every audit run.
+
+Storage: SQLite by default (``<bags>/.strongroom-ledger.sqlite``, no set-up) or any SQLAlchemy URL,
+PostgreSQL for several machines auditing one collection (``--ledger URL`` / ``STRONGROOM_LEDGER``).
+The schema is versioned with Alembic and brought to the newest version whenever a ledger is opened.
+
+Concurrent audits claim bags with a *lease* (``claimed_by`` and ``lease_until`` columns) rather than
+by holding ``SELECT ... FOR UPDATE`` row locks for the length of a check: a check of a large bag can
+take hours, and a lease lets each bag's results commit in their own short transaction while the
+claim stays visible to every other process, on SQLite as on PostgreSQL.  On PostgreSQL the claim
+itself picks its row with ``FOR UPDATE SKIP LOCKED`` so that simultaneous claimers never block on,
+or both take, the same bag.  A process that dies keeps its claim only until the lease runs out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from pipeline.errors import LedgerError, UsageError
+from pipeline.ledger_schema import AuditRunRow, BagRow, DigestRow, EventRow, FileRow, LocationRow
+from pipeline.premis import PremisEvent
+
+#: Name of the SQLite ledger kept next to the bags when no URL is given.
+SQLITE_NAME = ".strongroom-ledger.sqlite"
+#: Environment variable naming the ledger URL.
+LEDGER_ENV = "STRONGROOM_LEDGER"
+Origin = Literal["ingest", "register"]
+FileKind = Literal["payload", "tag"]
+UTC = dt.timezone.utc
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware, in UTC (the ledger stores nothing else)."""
+    return dt.datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class FileReference:
+    """What the ledger holds for one file of a bag: the reference the audit compares with."""
+
+    path: str
+    kind: FileKind
+    size: int
+    digests: dict[str, str]
+    #: "manifest" when the digests were read from the bag's manifests, "computed" when hashed.
+    source: str = "manifest"
+
+
+@dataclass(frozen=True)
+class BagReference:
+    """A registered bag as the ledger knows it."""
+
+    name: str
+    external_identifier: str | None
+    profile: str | None
+    origin: str
+    algorithms: tuple[str, ...]
+    total_bytes: int
+    file_count: int
+    registered_at: dt.datetime
+    last_checked_at: dt.datetime | None = None
+    last_outcome: str | None = None
+    locations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """One fixity-check event of an audit, with the facts the ledger indexes besides PREMIS."""
+
+    event: PremisEvent
+    location: str
+    path: str | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class RegisteredContent:
+    """Everything :meth:`Ledger.register_bag` stores about a bag's content."""
+
+    name: str
+    external_identifier: str | None
+    profile: str | None
+    algorithms: tuple[str, ...]
+    files: tuple[FileReference, ...] = field(default_factory=tuple)
+
+
+def display_url(url: str) -> str:
+    """``url`` with any password masked, fit for logs and reports."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown as a placeholder, never raw
+        return "<unparsable ledger URL>"
+
+
+def resolve_url(url: str | None, bags_dir: Path | None) -> str:
+    """The ledger URL to use: ``url``, else ``$STRONGROOM_LEDGER``, else SQLite next to the bags."""
+    chosen = url or os.environ.get(LEDGER_ENV) or None
+    if chosen:
+        if chosen.startswith(("postgresql://", "postgres://")):
+            # psycopg 3 is the driver Strongroom ships; SQLAlchemy would otherwise look for psycopg2.
+            chosen = "postgresql+psycopg://" + chosen.split("://", 1)[1]
+        return chosen
+    if bags_dir is None:
+        raise UsageError(f"no ledger: pass --ledger URL, set {LEDGER_ENV}, or name the bags directory")
+    if not bags_dir.is_dir():
+        raise UsageError(f"{bags_dir}: bags directory does not exist")
+    return f"sqlite:///{(bags_dir.resolve() / SQLITE_NAME).as_posix()}"
+
+
+def upgrade_to_head(engine: Engine) -> None:
+    """Run the Alembic migrations of ``pipeline/migrations`` up to the newest revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+    with engine.connect() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+        connection.commit()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets audits read while another process writes; the busy timeout makes writers queue
+    # instead of failing at once; foreign keys are off by default in SQLite.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Ledger:
+    """A connection to one fixity ledger.  Open with :meth:`Ledger.open`; close or use ``with``."""
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self.engine = engine
+        self.url = display_url(url)
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str | None = None, *, bags_dir: Path | None = None) -> Ledger:
+        """Open (creating or migrating as needed) the ledger at ``url``; see :func:`resolve_url`."""
+        real = resolve_url(url, bags_dir)
+        try:
+            engine = sa.create_engine(real, pool_pre_ping=True)
+            if engine.dialect.name == "sqlite":
+                sa_event.listen(engine, "connect", _sqlite_pragmas)
+            upgrade_to_head(engine)
+        except (SQLAlchemyError, OSError, ImportError) as exc:
+            raise LedgerError(f"cannot open the ledger {display_url(real)}: {_reason(exc)}") from None
+        return cls(engine, real)
+
+    def close(self) -> None:
+        """Release every connection."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction, committed on success; database errors become LedgerError."""
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"ledger {self.url}: {_reason(exc)}") from None
+
+    # -- registration -----------------------------------------------------------------------------
+
+    def register_bag(self, bag: Path, *, origin: Origin,
+                     events: Sequence[PremisEvent] = ()) -> str:
+        """Record ``bag`` (files, sizes, digests, its location and ``events``); return its name.
+
+        ``origin="ingest"`` means Strongroom made the bag and its manifests were just verified;
+        ``origin="register"`` means the bag was made elsewhere: every payload file is re-read and
+        must match the manifests, which then become the reference (the origin is recorded).
+        Registering the same bag again adds only what is new (location, events); a different bag
+        under a registered name is refused.
+        """
+        from pipeline.audit import reference_from_bag
+
+        if origin not in ("ingest", "register"):
+            raise UsageError(f"unknown registration origin {origin!r}")
+        content = reference_from_bag(bag, verify_payload=origin == "register")
+        location = bag_location(bag)
+        with self.session() as s:
+            row = s.scalar(sa.select(BagRow).where(BagRow.name == content.name))
+            if row is None:
+                row = _insert_bag(s, content, origin)
+            else:
+                _check_same_content(s, row, content)
+            _add_location(s, row, location)
+            for event in events:
+                _add_event(s, row, event)
+        return content.name
+
+    def add_location(self, bag_name: str, url: str) -> None:
+        """Record that a copy of the bag lives at ``url`` (idempotent)."""
+        with self.session() as s:
+            _add_location(s, self._bag(s, bag_name), url)
+
+    def add_event(self, bag_name: str, event: PremisEvent) -> None:
+        """Append a PREMIS event to the bag's history (an event already recorded is not repeated)."""
+        with self.session() as s:
+            _add_event(s, self._bag(s, bag_name), event)
+
+    def events(self, bag_name: str) -> list[PremisEvent]:
+        """The bag's full PREMIS history, oldest first."""
+        with self.session() as s:
+            bag = self._bag(s, bag_name)
+            rows = s.scalars(sa.select(EventRow).where(EventRow.bag_id == bag.id).order_by(EventRow.id))
+            return [_event_from_row(r) for r in rows]
+
+    def locations(self, bag_name: str) -> list[str]:
+        """Every location recorded for the bag, in the order they were added."""
+        with self.session() as s:
+            bag = self._bag(s, bag_name)
+            return list(s.scalars(sa.select(LocationRow.url).where(LocationRow.bag_id == bag.id)
+                                  .order_by(LocationRow.id)))
+
+    def bag(self, bag_name: str) -> BagReference:
+        """The ledger's record of one bag (raises LedgerError when it is not registered)."""
+        with self.session() as s:
+            return _reference(s, self._bag(s, bag_name))
+
+    def bags(self) -> list[BagReference]:
+        """Every registered bag, by name."""
+        with self.session() as s:
+            return [_reference(s, r) for r in s.scalars(sa.select(BagRow).order_by(BagRow.name))]
+
+    def files(self, bag_name: str) -> dict[str, FileReference]:
+        """The reference of every file of the bag, keyed by bag path."""
+        with self.session() as s:
+            bag = self._bag(s, bag_name)
+            rows = s.execute(sa.select(FileRow, DigestRow).join(DigestRow, DigestRow.file_id == FileRow.id)
+                             .where(FileRow.bag_id == bag.id))
+            found: dict[str, FileReference] = {}
+            for file_row, digest in rows:
+                ref = found.setdefault(file_row.path, FileReference(
+                    file_row.path, _kind(file_row.kind), file_row.size, {}, digest.source))
+                ref.digests[digest.algorithm] = digest.value
+            return found
+
+    def _bag(self, s: Session, bag_name: str) -> BagRow:
+        row = s.scalar(sa.select(BagRow).where(BagRow.name == bag_name))
+        if row is None:
+            raise LedgerError(f"{bag_name}: not registered in the ledger {self.url}")
+        return row
+
+    # -- audits ------------------------------------------------------------------------------------
+
+    def start_run(self, options: Mapping[str, object]) -> str:
+        """Record the start of an audit run; return its identifier."""
+        run_id = f"urn:uuid:{uuid.uuid4()}"
+        with self.session() as s:
+            s.add(AuditRunRow(id=run_id, started_at=utcnow(), host=socket.gethostname(), pid=os.getpid(),
+                              status="running", options=json.dumps(dict(options), default=str),
+                              bags_checked=0, bags_damaged=0, bytes_read=0))
+        return run_id
+
+    def finish_run(self, run_id: str, *, status: str = "finished") -> None:
+        """Mark an audit run finished (a run killed midway stays ``running`` forever)."""
+        with self.session() as s:
+            s.execute(sa.update(AuditRunRow).where(AuditRunRow.id == run_id)
+                      .values(status=status, finished_at=utcnow()))
+
+    def run_started_at(self, run_id: str) -> dt.datetime:
+        """When the audit run began."""
+        with self.session() as s:
+            run = s.get(AuditRunRow, run_id)
+            if run is None:
+                raise LedgerError(f"no audit run {run_id} in the ledger")
+            return run.started_at
+
+    def claim_next(self, run_id: str, *, not_checked_since: dt.datetime,
+                   lease_seconds: float, skip: Sequence[str] = ()) -> BagReference | None:
+        """Claim the bag checked longest ago (never checked first), or None when none is due.
+
+        A bag is due when it was not checked since ``not_checked_since`` and no live lease holds
+        it.  The claim lasts ``lease_seconds`` unless renewed (:meth:`renew_claim`).
+        """
+        now = utcnow()
+        due = (sa.select(BagRow.id)
+               .where(sa.or_(BagRow.last_checked_at.is_(None), BagRow.last_checked_at < not_checked_since))
+               .where(sa.or_(BagRow.lease_until.is_(None), BagRow.lease_until < now))
+               .order_by(BagRow.last_checked_at.asc().nulls_first(), BagRow.name)
+               .limit(1).with_for_update(skip_locked=True))
+        if skip:
+            due = due.where(BagRow.name.not_in(list(skip)))
+        lease = now + dt.timedelta(seconds=lease_seconds)
+        with self.session() as s:
+            claimed = s.execute(sa.update(BagRow).where(BagRow.id == due.scalar_subquery())
+                                .values(claimed_by=run_id, lease_until=lease)
+                                .returning(BagRow.id)).scalar()
+            if claimed is None:
+                return None
+            return _reference(s, s.get_one(BagRow, claimed))
+
+    def renew_claim(self, bag_name: str, run_id: str, lease_seconds: float) -> bool:
+        """Extend this run's lease on a bag; False when the claim was lost (lease ran out)."""
+        with self.session() as s:
+            result = s.execute(sa.update(BagRow).where(BagRow.name == bag_name, BagRow.claimed_by == run_id)
+                               .values(lease_until=utcnow() + dt.timedelta(seconds=lease_seconds)))
+            return bool(getattr(result, "rowcount", 0))
+
+    def release_claim(self, bag_name: str, run_id: str) -> None:
+        """Give a claimed bag back unchecked (e.g. it does not fit the run's byte budget)."""
+        with self.session() as s:
+            s.execute(sa.update(BagRow).where(BagRow.name == bag_name, BagRow.claimed_by == run_id)
+                      .values(claimed_by=None, lease_until=None))
+
+    def record_check(self, run_id: str, bag_name: str, checks: Sequence[CheckRecord], *,
+                     damaged: bool, bytes_read: int) -> None:
+        """Store one bag's check - every event, its outcome and the run's tallies - atomically."""
+        with self.session() as s:
+            bag = self._bag(s, bag_name)
+            for check in checks:
+                _add_event(s, bag, check.event, run_id=run_id, location=check.location,
+                           path=check.path, code=check.code)
+            bag.last_checked_at = utcnow()
+            bag.last_outcome = "damaged" if damaged else "clean"
+            if bag.claimed_by == run_id:
+                bag.claimed_by, bag.lease_until = None, None
+            s.execute(sa.update(AuditRunRow).where(AuditRunRow.id == run_id).values(
+                bags_checked=AuditRunRow.bags_checked + 1,
+                bags_damaged=AuditRunRow.bags_damaged + int(damaged),
+                bytes_read=AuditRunRow.bytes_read + bytes_read))
+
+    def run_summary(self, run_id: str) -> dict[str, Any]:
+        """The recorded tallies of an audit run."""
+        with self.session() as s:
+            run = s.get(AuditRunRow, run_id)
+            if run is None:
+                raise LedgerError(f"no audit run {run_id} in the ledger")
+            return {"id": run.id, "status": run.status, "started_at": run.started_at,
+                    "finished_at": run.finished_at, "bags_checked": run.bags_checked,
+                    "bags_damaged": run.bags_damaged, "bytes_read": run.bytes_read}
+
+
+def bag_location(bag: Path) -> str:
+    """The ``file://`` URL of a bag directory on this machine."""
+    return bag.resolve().as_uri()
+
+
+def _reason(exc: BaseException) -> str:
+    # SQLAlchemy messages embed the statement and parameters; the first line says what went wrong.
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _kind(value: str) -> FileKind:
+    return "payload" if value == "payload" else "tag"
+
+
+def _reference(s: Session, row: BagRow) -> BagReference:
+    urls = s.scalars(sa.select(LocationRow.url).where(LocationRow.bag_id == row.id).order_by(LocationRow.id))
+    return BagReference(row.name, row.external_identifier, row.profile, row.origin,
+                        tuple(a for a in row.algorithms.split(",") if a), row.total_bytes, row.file_count,
+                        row.registered_at, row.last_checked_at, row.last_outcome, tuple(urls))
+
+
+def _insert_bag(s: Session, content: RegisteredContent, origin: Origin) -> BagRow:
+    row = BagRow(name=content.name, external_identifier=content.external_identifier,
+                 profile=content.profile, origin=origin, algorithms=",".join(content.algorithms),
+                 total_bytes=sum(f.size for f in content.files), file_count=len(content.files),
+                 registered_at=utcnow())
+    s.add(row)
+    s.flush()
+    for ref in content.files:
+        file_row = FileRow(bag_id=row.id, path=ref.path, kind=ref.kind, size=ref.size)
+        s.add(file_row)
+        s.flush()
+        s.add_all(DigestRow(file_id=file_row.id, algorithm=alg, value=value, source=ref.source)
+                  for alg, value in ref.digests.items())
+    return row
+
+
+def _check_same_content(s: Session, row: BagRow, content: RegisteredContent) -> None:
+    """Refuse to re-register a name whose payload differs from what the ledger holds."""
+    stored: dict[str, dict[str, str]] = {}
+    rows = s.execute(sa.select(FileRow.path, DigestRow.algorithm, DigestRow.value)
+                     .join(DigestRow, DigestRow.file_id == FileRow.id)
+                     .where(FileRow.bag_id == row.id, FileRow.kind == "payload"))
+    for path, alg, value in rows:
+        stored.setdefault(path, {})[alg] = value
+    given = {f.path: f.digests for f in content.files if f.kind == "payload"}
+    if stored != given:
+        raise LedgerError(f"{content.name}: already registered with different payload; "
+                          "a changed bag must be ingested as a new version")
+
+
+def _add_location(s: Session, bag: BagRow, url: str) -> None:
+    exists = s.scalar(sa.select(LocationRow.id).where(LocationRow.bag_id == bag.id, LocationRow.url == url))
+    if exists is None:
+        s.add(LocationRow(bag_id=bag.id, url=url, added_at=utcnow()))
+
+
+def _add_event(s: Session, bag: BagRow, event: PremisEvent, *, run_id: str | None = None,
+               location: str | None = None, path: str | None = None, code: str | None = None) -> None:
+    identifier = str(event.identifier)
+    if s.scalar(sa.select(EventRow.id).where(EventRow.identifier == identifier)) is not None:
+        return
+    s.add(EventRow(bag_id=bag.id, identifier=identifier, event_type=str(event.event_type),
+                   date_time=_as_datetime(event.date_time), detail=event.detail or "",
+                   outcome=str(event.outcome), outcome_detail=event.outcome_detail or "",
+                   object_ids=json.dumps(list(event.object_ids)), agent_ids=json.dumps(list(event.agent_ids)),
+                   run_id=run_id, location=location, path=path, code=code))
+
+
+def _as_datetime(value: object) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _event_from_row(row: EventRow) -> PremisEvent:
+    return PremisEvent(identifier=row.identifier, event_type=row.event_type, date_time=row.date_time,
+                       detail=row.detail, outcome=row.outcome, outcome_detail=row.outcome_detail,
+                       object_ids=tuple(json.loads(row.object_ids)), agent_ids=tuple(json.loads(row.agent_ids)))
