@@ -80,3 +80,15 @@ class RetryableError(StrongroomError):
 
 class RetryableDepositError(DepositError, RetryableError):
     """A deposit failed for a reason that is safe to retry."""
+
+
+class DepositMismatchError(DepositError):
+    """The copy at a deposit destination differs from the bag: verification failed, or the
+    destination already holds a different (or damaged) bag under that name.  Nothing was
+    published or overwritten.  ``findings`` say file by file what differs."""
+
+    def __init__(self, location: str, findings: Sequence[Finding], *, problem: str) -> None:
+        self.location, self.findings, self.problem = location, tuple(findings), problem
+        first = f": {self.findings[0].line()}" if self.findings else ""
+        more = f" (and {len(self.findings) - 1} more)" if len(self.findings) > 1 else ""
+        super().__init__(f"{location}: {problem}{first}{more}")

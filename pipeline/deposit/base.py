@@ -1,0 +1,268 @@
+"""The small interface every deposit target implements, and what the targets share.
+
+A target is a repository that holds copies of bags under their names (``<record-id>.v<N>``):
+it can *put* a bag (copy, verify at the destination, then publish so that a reader never sees a
+partial copy), *locate* and *list* the bags it holds, and re-read a held bag to give its *fixity*
+(path in bag -> size and digests), which *verify* compares with what the bag's own manifests
+say.  Checks return findings; actions raise :class:`~pipeline.errors.DepositError`.
+"""
+
+from __future__ import annotations
+
+import abc
+import builtins
+import os
+import re
+import stat
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from pipeline.bag.names import unsafe_reason
+from pipeline.bag.tagfiles import info_value, iter_manifest, manifest_algorithms, manifest_name, read_bag_info
+from pipeline.errors import DepositError, DepositMismatchError
+from pipeline.findings import Finding
+from pipeline.fixity import CHUNK, DEFAULT_ALGORITHMS, Digests, digest_file
+
+#: path in bag -> (size in octets, {algorithm: hexdigest})
+Fixity = dict[str, tuple[int, dict[str, str]]]
+
+#: Finding codes of a deposit verification (stable: the README documents them).
+MISSING = "DEP001"  # a file of the bag is absent at the destination
+EXTRA = "DEP002"  # the destination holds a file the bag does not have
+SIZE = "DEP003"  # sizes differ
+DIGEST = "DEP004"  # a digest differs
+ABSENT = "DEP005"  # the destination holds no bag of that name
+
+_BAG_NAME = re.compile(r"^(?P<id>.+)\.v(?P<n>[1-9][0-9]*)$")
+
+
+class DepositResult(BaseModel):
+    """What one deposit did: where the copy is, how much was copied and whether it was verified."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bag: str
+    outcome: Literal["deposited", "unchanged"]
+    location: str
+    files: int
+    bytes: int
+    verified: bool
+    detail: str = ""
+
+    def line(self) -> str:
+        """One human-readable line for the CLI."""
+        how = "verified" if self.verified else "NOT verified"
+        extra = f"; {self.detail}" if self.detail else ""
+        return f"{self.outcome} {self.bag} -> {self.location} ({self.files} files, {self.bytes} bytes, {how}{extra})"
+
+
+class Target(abc.ABC):
+    """A repository that holds deposited bags.  One module per kind, registered by URL scheme."""
+
+    scheme: ClassVar[str]
+    #: How many bags may be deposited into this target at once (the flow sizes its pool with it).
+    max_concurrency: int = 2
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    @abc.abstractmethod
+    def put(self, bag: Path) -> DepositResult:
+        """Copy ``bag`` here, verify the copy against the bag's manifests, then publish it.
+
+        The same bag again is a no-op (outcome ``unchanged``, after re-verifying the copy here).
+        A different or damaged bag already held under the same name raises
+        :class:`~pipeline.errors.DepositMismatchError`; nothing is overwritten.  Leftovers of an
+        interrupted deposit of this bag are resumed or rolled back first.
+        """
+
+    @abc.abstractmethod
+    def locate(self, bag_name: str) -> str | None:
+        """The location URL of the complete bag ``bag_name`` held here, or None."""
+
+    @abc.abstractmethod
+    def list(self) -> list[str]:
+        """Names of the complete bags held here, sorted."""
+
+    @abc.abstractmethod
+    def fixity(self, bag_name: str, algorithms: Sequence[str]) -> Fixity:
+        """Re-read every file of the held bag ``bag_name`` and digest it: path in bag -> (size, digests).
+
+        Raises DepositError when no complete bag of that name is held here.
+        """
+
+    def verify(self, bag_name: str,
+               expected: Mapping[str, tuple[int, Mapping[str, str]]]) -> builtins.list[Finding]:
+        """Compare the held copy of ``bag_name`` with ``expected``; no findings means identical."""
+        if self.locate(bag_name) is None:
+            return [Finding(code=ABSENT, message=f"{self.url}: holds no bag named {bag_name}")]
+        return compare(self.fixity(bag_name, algorithms_of(expected)), expected)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+
+# --------------------------------------------------------------------------- the bag being deposited
+
+
+def bag_files(bag: Path) -> list[tuple[str, Path]]:
+    """(path in bag, file on disk) for every file of ``bag``, sorted; refuses links and specials."""
+    if not (bag / "bagit.txt").is_file():
+        raise DepositError(f"{bag}: not a bag (no bagit.txt)")
+    found: list[tuple[str, Path]] = []
+    for root, dirs, files in os.walk(bag):
+        dirs.sort()
+        base = Path(root)
+        for name in [*files, *dirs]:
+            path = base / name
+            mode = path.lstat().st_mode
+            rel = path.relative_to(bag).as_posix()
+            if stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise DepositError(f"{bag}: '{rel}' is a link or special file; only regular files are deposited")
+            if stat.S_ISREG(mode):
+                found.append((rel, path))
+    return sorted(found)
+
+
+def bag_expectations(bag: Path) -> Fixity:
+    """What a faithful copy of ``bag`` must hold: every file, its size and digests.
+
+    Digests come from the bag's own payload and tag manifests; files no manifest lists (the tag
+    manifests themselves, unlisted tag files) are digested here with the manifests' algorithms.
+    """
+    files = bag_files(bag)
+    stated: dict[str, dict[str, str]] = {}
+    algorithms = manifest_algorithms(bag) or list(DEFAULT_ALGORITHMS)
+    for tag in (False, True):
+        for alg in manifest_algorithms(bag, tag=tag):
+            for listed, digest in iter_manifest(bag / manifest_name(alg, tag=tag)):
+                stated.setdefault(listed, {})[alg] = digest
+    expected: Fixity = {}
+    for rel, path in files:
+        size = path.stat().st_size
+        expected[rel] = (size, stated[rel]) if rel in stated else (size, digest_file(path, algorithms)[1])
+    for rel in stated.keys() - expected.keys():
+        expected[rel] = (-1, stated[rel])  # listed but absent locally: the copy cannot match either
+    return expected
+
+
+def bag_identity(bag: Path) -> tuple[str, str]:
+    """(bag name, External-Identifier) of a bag; the identifier falls back to the name's record id."""
+    name = bag.resolve().name
+    check_bag_name(name)
+    external = info_value(read_bag_info(bag), "External-Identifier")
+    if external:
+        return name, external
+    m = _BAG_NAME.match(name)
+    return name, m.group("id") if m else name
+
+
+def split_bag_name(name: str) -> tuple[str, int] | None:
+    """``rec.v2`` -> (``rec``, 2); None when the name does not follow ``<record-id>.v<N>``."""
+    m = _BAG_NAME.match(name)
+    return (m.group("id"), int(m.group("n"))) if m else None
+
+
+def check_bag_name(name: str) -> str:
+    """A bag name usable as one path segment at every target, or DepositError."""
+    if not name or "/" in name or "\\" in name or name.startswith(".") or "\x00" in name:
+        raise DepositError(f"'{name}': not a usable bag name (one path segment, not hidden)")
+    return name
+
+
+# --------------------------------------------------------------------------- comparing fixity
+
+
+def algorithms_of(expected: Mapping[str, tuple[int, Mapping[str, str]]]) -> list[str]:
+    """Every algorithm named in ``expected``, sorted (sha512 and sha256 for Strongroom bags)."""
+    return sorted({alg for _, digests in expected.values() for alg in digests}) or list(DEFAULT_ALGORITHMS)
+
+
+def compare(found: Mapping[str, tuple[int, Mapping[str, str]]],
+            expected: Mapping[str, tuple[int, Mapping[str, str]]]) -> list[Finding]:
+    """Findings for every difference between the files found at a destination and those expected."""
+    findings: list[Finding] = []
+    for path in sorted(expected.keys() | found.keys()):
+        if path not in found:
+            findings.append(Finding(code=MISSING, path=path, message="missing at the destination"))
+            continue
+        if path not in expected:
+            findings.append(Finding(code=EXTRA, path=path, message="at the destination but not in the bag"))
+            continue
+        (size, digests), (want_size, want) = found[path], expected[path]
+        if want_size >= 0 and size != want_size:
+            findings.append(Finding(code=SIZE, path=path, message="size differs",
+                                    expected=str(want_size), found=str(size)))
+        for alg, hexdigest in sorted(want.items()):
+            got = digests.get(alg)
+            if got is not None and got != hexdigest.lower():
+                findings.append(Finding(code=DIGEST, path=path, message=f"{alg} differs",
+                                        expected=hexdigest.lower(), found=got))
+    return findings
+
+
+def digest_reader(read: Callable[[int], bytes], algorithms: Sequence[str]) -> tuple[int, Digests]:
+    """Digest a stream given only its ``read(n)`` (HTTP bodies, tar members) in CHUNK blocks."""
+    import hashlib
+
+    hashers = [(alg, hashlib.new(alg)) for alg in algorithms]
+    size = 0
+    while block := read(CHUNK):
+        for _, h in hashers:
+            h.update(block)
+        size += len(block)
+    return size, {alg: h.hexdigest() for alg, h in hashers}
+
+
+def tree_fixity(root: Path, algorithms: Sequence[str]) -> Fixity:
+    """Fixity of every regular file below ``root`` (a bag copy on a filesystem)."""
+    result: Fixity = {}
+    for rel, path in _walk_files(root):
+        result[rel] = digest_file(path, algorithms)
+    return result
+
+
+def _walk_files(root: Path) -> Iterator[tuple[str, Path]]:
+    for base, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(base) / name
+            yield path.relative_to(root).as_posix(), path
+
+
+def safe_join(root: Path, rel: str) -> Path:
+    """``root / rel`` for a path read from a repository's own records, refusing any escape."""
+    reason = unsafe_reason(rel)
+    if reason:
+        raise DepositError(f"{root}: refusing path '{rel}' ({reason})")
+    return root.joinpath(*PurePosixPath(rel).parts)
+
+
+def mismatch(location: str, findings: Sequence[Finding], problem: str) -> DepositMismatchError:
+    """The error for a copy that differs from the bag (kept in one place so messages agree)."""
+    return DepositMismatchError(location, findings, problem=problem)
+
+
+def result_counts(expected: Mapping[str, tuple[int, Mapping[str, str]]]) -> tuple[int, int]:
+    """(files, octets) of a bag from its expectations."""
+    return len(expected), sum(max(size, 0) for size, _ in expected.values())
+
+
+def fsync_path(path: Path) -> None:
+    """fsync one file or directory (a published copy must be durable before it is announced)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    """fsync every file and directory below ``root``, then ``root`` itself."""
+    for base, dirs, files in os.walk(root):
+        for name in files + dirs:
+            fsync_path(Path(base) / name)
+    fsync_path(root)

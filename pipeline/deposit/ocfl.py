@@ -1,0 +1,361 @@
+"""``ocfl:///path``: an OCFL 1.1 storage root (the way Fedora 6 and others keep objects), via ocfl-py.
+
+Each bag is an OCFL object whose identifier is the bag's ``External-Identifier``; the whole bag,
+tag files included, is one version's content, so every version checked out is a valid bag.  Bag
+``<id>.v<N>`` is version ``vN`` of object ``<id>``: versions are deposited in order, and an
+earlier version deposited again is compared, never rewritten.  Objects are placed by the
+registered layout 0003 (hashed n-tuple tree with the id as last directory) unless ``?layout=``
+names another layout ocfl-py knows.
+
+Crash safety (ocfl-py writes in place, so Strongroom orders the writes itself):
+
+* a new object is built complete in ``<root>/extensions/strongroom-staging/`` (outside the storage
+  hierarchy, which readers do not walk), flushed, validated by ocfl-py, verified against the bag,
+  then renamed to its place in one step;
+* a new version directory is built there too, verified, then renamed into the object; the root
+  ``inventory.json`` and its sidecar are replaced (``os.replace``) last.  A run killed between
+  those steps leaves an object whose newest version directory is complete (it appeared by rename)
+  but not yet in the root inventory: the next deposit rolls it forward from that version's own
+  inventory.  Staging leftovers are removed by the next deposit.
+
+Writes into one storage root are serialised by an advisory lock (``flock``) on the root directory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import ocfl
+from ocfl.validator import Validator
+
+from pipeline import SOFTWARE_NAME, __version__
+from pipeline.bag.names import unsafe_reason
+from pipeline.deposit.base import (
+    DepositResult, Fixity, Target, algorithms_of, bag_expectations, bag_identity, compare, fsync_path,
+    fsync_tree, mismatch, result_counts, safe_join, split_bag_name,
+)
+from pipeline.errors import DepositError, UsageError
+from pipeline.fixity import digest_file
+
+DEFAULT_LAYOUT = "0003-hash-and-id-n-tuple-storage-layout"
+STAGING = ("extensions", "strongroom-staging")
+INVENTORY = "inventory.json"
+SIDECAR = "inventory.json.sha512"
+
+
+class OcflTarget(Target):
+    """Bags kept as versions of OCFL objects in one OCFL 1.1 storage root."""
+
+    scheme = "ocfl"
+    max_concurrency = 1  # writes into one storage root are serialised by its lock anyway
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        if parts.netloc not in ("", "localhost") or set(query) - {"layout"} or parts.fragment:
+            raise UsageError(f"'{url}': use ocfl:///absolute/path[?layout=NAME]")
+        root = Path(unquote(parts.path))
+        if not root.is_absolute() or str(root) == "/":
+            raise UsageError(f"'{url}': the storage root must be an absolute path below /")
+        self.root = root
+        self.layout = query.get("layout", [DEFAULT_LAYOUT])[0]
+        super().__init__("ocfl://" + root.as_posix())
+
+    # -- Target
+
+    def put(self, bag: Path) -> DepositResult:
+        name, identifier = bag_identity(bag)
+        parsed = split_bag_name(name)
+        if parsed is None:
+            raise DepositError(f"{bag}: an OCFL deposit needs a bag named <record-id>.v<N>")
+        number = parsed[1]
+        expected = bag_expectations(bag)
+        self._ensure_root()
+        with self._locked():
+            staging = self._fresh_staging()
+            try:
+                objdir = self._object_dir(identifier)
+                _roll_forward(objdir, staging)
+                head = _head(objdir)
+                if number <= head:
+                    return self._already_held(name, objdir, number, expected)
+                if number != head + 1:
+                    raise DepositError(f"{name}: OCFL object {identifier} has {head} version(s); "
+                                       f"deposit {identifier}.v{head + 1} first")
+                if head == 0:
+                    self._create(bag, identifier, objdir, staging, name, expected)
+                else:
+                    self._add_version(bag, objdir, staging, name, expected)
+            finally:
+                self._remove_staging()
+        files, octets = result_counts(expected)
+        return DepositResult(bag=name, outcome="deposited", location=self._location(name), files=files,
+                             bytes=octets, verified=True, detail=f"OCFL object {identifier} v{number}")
+
+    def locate(self, bag_name: str) -> str | None:
+        found = self._find(bag_name)
+        return self._location(bag_name) if found else None
+
+    def list(self) -> list[str]:
+        if not (self.root / "0=ocfl_1.1").is_file():
+            return []
+        names: list[str] = []
+        store = ocfl.StorageRoot(root=str(self.root))
+        for dirpath, _ in store.list_objects():
+            inventory = _read_inventory(self.root / dirpath)
+            names.extend(f"{inventory['id']}.v{n}" for n in range(1, _version_count(inventory) + 1))
+        return sorted(names)
+
+    def fixity(self, bag_name: str, algorithms: Sequence[str]) -> Fixity:
+        found = self._find(bag_name)
+        if found is None:
+            raise DepositError(f"{self.url}: holds no bag named {bag_name}")
+        objdir, number = found
+        return _version_fixity(objdir, _read_inventory(objdir), number, algorithms)
+
+    # -- placing objects
+
+    def _location(self, name: str) -> str:
+        from pipeline.deposit import location_of
+
+        return location_of(self.url, name)
+
+    def _find(self, bag_name: str) -> tuple[Path, int] | None:
+        parsed = split_bag_name(bag_name)
+        if parsed is None or not (self.root / "0=ocfl_1.1").is_file():
+            return None
+        objdir = self._object_dir(parsed[0])
+        if not (objdir / SIDECAR).is_file() or _head(objdir) < parsed[1]:
+            return None
+        return objdir, parsed[1]
+
+    def _object_dir(self, identifier: str) -> Path:
+        try:
+            rel = ocfl.StorageRoot(root=str(self.root)).object_path(identifier)
+        except (ocfl.StorageRootException, AttributeError) as exc:
+            raise DepositError(f"{self.root}: not a usable OCFL storage root with a layout ({exc})") from exc
+        reason = unsafe_reason(str(rel))
+        if reason:
+            raise DepositError(f"{self.root}: layout maps '{identifier}' outside the root ({reason})")
+        return self.root / str(rel)
+
+    def _ensure_root(self) -> None:
+        if (self.root / "0=ocfl_1.1").is_file():
+            return
+        if self.root.exists() and any(self.root.iterdir()):
+            raise DepositError(f"{self.root}: exists but is not an OCFL 1.1 storage root")
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        if self.root.exists():
+            self.root.rmdir()  # ocfl-py creates the root itself and refuses an existing one
+        try:
+            ocfl.StorageRoot(root=str(self.root), layout_name=self.layout).initialize(spec_version="1.1")
+        except ocfl.StorageRootException:
+            if not (self.root / "0=ocfl_1.1").is_file():  # not merely another process being first
+                raise
+        except Exception as exc:  # noqa: BLE001 - ocfl-py raises bare Exception for an unknown layout
+            raise UsageError(f"{self.url}: cannot create an OCFL storage root: {exc}") from exc
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _staging_root(self) -> Path:
+        return self.root.joinpath(*STAGING)
+
+    def _fresh_staging(self) -> Path:
+        """An empty staging directory; anything left there by a killed deposit is rolled back."""
+        self._remove_staging()
+        staging = self._staging_root()
+        staging.mkdir(parents=True)
+        return Path(tempfile.mkdtemp(dir=staging))
+
+    def _remove_staging(self) -> None:
+        shutil.rmtree(self._staging_root(), ignore_errors=True)
+        extensions = self.root / STAGING[0]
+        if extensions.is_dir() and not any(extensions.iterdir()):
+            extensions.rmdir()  # an extensions/ of our own making, now empty, would only draw a warning
+
+    # -- writing
+
+    def _already_held(self, name: str, objdir: Path, number: int, expected: Fixity) -> DepositResult:
+        found = _version_fixity(objdir, _read_inventory(objdir), number, algorithms_of(expected))
+        findings = compare(found, expected)
+        if findings:
+            raise mismatch(self._location(name), findings,
+                           "already holds a different or damaged version under this name; nothing overwritten")
+        files, octets = result_counts(expected)
+        return DepositResult(bag=name, outcome="unchanged", location=self._location(name), files=files,
+                             bytes=octets, verified=True, detail="already held, identical")
+
+    def _create(self, bag: Path, identifier: str, objdir: Path, staging: Path, name: str,
+                expected: Fixity) -> None:
+        built = staging / "object"
+        obj = ocfl.Object(identifier=identifier, spec_version="1.1")
+        try:
+            obj.create(srcdir=str(bag), metadata=_metadata(name), objdir=str(built))
+        except (ocfl.ObjectException, ocfl.NewVersionException, OSError) as exc:
+            raise DepositError(f"{bag}: cannot build OCFL object {identifier}: {exc}") from exc
+        fsync_tree(built)
+        _validate(built, check_digests=True)
+        findings = compare(_version_fixity(built, _read_inventory(built), 1, algorithms_of(expected)), expected)
+        if findings:
+            raise mismatch(self._location(name), findings, "the copy differs from the bag")
+        objdir.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(built, objdir)  # absent, checked under the root's lock
+        for parent in [objdir.parent, *objdir.parent.parents]:
+            fsync_path(parent)
+            if parent == self.root:
+                break
+
+    def _add_version(self, bag: Path, objdir: Path, staging: Path, name: str, expected: Fixity) -> None:
+        obj = ocfl.Object()
+        try:
+            new = obj.start_new_version(objdir=str(objdir), srcdir=str(bag), metadata=_metadata(name),
+                                        carry_content_forward=False)
+            new.add_from_srcdir()
+        except (ocfl.ObjectException, ocfl.NewVersionException, OSError) as exc:
+            raise DepositError(f"{objdir}: cannot prepare a new OCFL version: {exc}") from exc
+        inventory = new.inventory
+        vdir = str(inventory.head)
+        for source, content_path in new.files_to_copy.items():
+            target = safe_join(staging, content_path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(safe_join(bag, source.lstrip("/")), target, follow_symlinks=False)
+        _write_inventory(staging / vdir, inventory.as_json())
+        fsync_tree(staging / vdir)
+
+        def resolve(content_path: str) -> Path:
+            return safe_join(staging if content_path.startswith(vdir + "/") else objdir, content_path)
+
+        found = _version_fixity(objdir, json.loads(inventory.as_json()), _number(vdir), algorithms_of(expected),
+                                resolve=resolve)
+        findings = compare(found, expected)
+        if findings:
+            raise mismatch(self._location(name), findings, "the new version differs from the bag")
+        os.rename(staging / vdir, objdir / vdir)
+        fsync_path(objdir)
+        _publish_root_inventory(objdir, vdir, staging)
+        _validate(objdir, check_digests=False)
+
+
+# ----------------------------------------------------------------------------- inventories
+
+
+def _metadata(name: str) -> Any:
+    created = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ocfl.VersionMetadata(created=created, message=f"Deposit of bag {name} by {SOFTWARE_NAME} {__version__}",
+                                name=SOFTWARE_NAME, address="urn:strongroom:agent")
+
+
+def _read_inventory(objdir: Path) -> dict[str, Any]:
+    try:
+        with open(objdir / INVENTORY, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise DepositError(f"{objdir / INVENTORY}: unreadable OCFL inventory: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("versions"), dict):
+        raise DepositError(f"{objdir / INVENTORY}: not an OCFL inventory")
+    return data
+
+
+def _number(vdir: str) -> int:
+    return int(vdir.lstrip("v"))
+
+
+def _version_count(inventory: dict[str, Any]) -> int:
+    return max((_number(v) for v in inventory["versions"]), default=0)
+
+
+def _head(objdir: Path) -> int:
+    """Versions in the object's root inventory; 0 when there is no object."""
+    if not (objdir / INVENTORY).is_file():
+        return 0
+    return _version_count(_read_inventory(objdir))
+
+
+def _version_fixity(objdir: Path, inventory: dict[str, Any], number: int, algorithms: Sequence[str],
+                    resolve: Callable[[str], Path] | None = None) -> Fixity:
+    """Fixity of the bag held as version ``number``: every logical file re-read from its content path."""
+    vdir = next((v for v in inventory["versions"] if _number(v) == number), None)
+    if vdir is None:
+        raise DepositError(f"{objdir}: OCFL object has no version {number}")
+    manifest: dict[str, list[str]] = inventory.get("manifest", {})
+    result: Fixity = {}
+    for digest, logical_paths in inventory["versions"][vdir].get("state", {}).items():
+        content = manifest.get(digest)
+        if not content:
+            raise DepositError(f"{objdir}: inventory state names digest {digest[:16]}... not in its manifest")
+        path = resolve(content[0]) if resolve else safe_join(objdir, content[0])
+        measured = digest_file(path, algorithms) if path.is_file() else None
+        for logical in logical_paths:
+            if unsafe_reason(logical):
+                raise DepositError(f"{objdir}: unsafe logical path '{logical}' in the inventory")
+            if measured is not None:
+                result[logical] = measured
+    return result
+
+
+def _write_inventory(vdir: Path, text: str) -> None:
+    """A version's inventory and its sidecar (sha512, as the object's digest algorithm)."""
+    import hashlib
+
+    vdir.mkdir(parents=True, exist_ok=True)
+    data = text.encode("utf-8")
+    (vdir / INVENTORY).write_bytes(data)
+    (vdir / SIDECAR).write_text(f"{hashlib.sha512(data).hexdigest()} {INVENTORY}\n", encoding="utf-8")
+
+
+def _publish_root_inventory(objdir: Path, vdir: str, staging: Path) -> None:
+    """Copy version ``vdir``'s inventory and sidecar to the object root, each by one atomic replace."""
+    for name in (INVENTORY, SIDECAR):
+        temp = staging / f"root-{name}"
+        shutil.copyfile(objdir / vdir / name, temp)
+        fsync_path(temp)
+        os.replace(temp, objdir / name)
+    fsync_path(objdir)
+
+
+def _roll_forward(objdir: Path, staging: Path) -> None:
+    """Finish a version a killed deposit renamed into the object but did not yet publish."""
+    if not (objdir / INVENTORY).is_file():
+        return
+    published = _version_count(_read_inventory(objdir))
+    newest = max((_number(p.name) for p in objdir.glob("v*") if p.name[1:].isdigit() and p.is_dir()),
+                 default=0)
+    if newest <= published and _sidecar_ok(objdir):
+        return
+    vdir = f"v{newest}"
+    if not _sidecar_ok(objdir / vdir):
+        raise DepositError(f"{objdir}: version {vdir} is incomplete; the object needs attention")
+    _publish_root_inventory(objdir, vdir, staging)
+
+
+def _sidecar_ok(where: Path) -> bool:
+    import hashlib
+
+    try:
+        recorded = (where / SIDECAR).read_text(encoding="utf-8").split()[0]
+        return hashlib.sha512((where / INVENTORY).read_bytes()).hexdigest() == recorded.lower()
+    except (OSError, IndexError):
+        return False
+
+
+def _validate(objdir: Path, *, check_digests: bool) -> None:
+    validator = Validator(check_digests=check_digests, log_warnings=False)
+    if not validator.validate_object(str(objdir)):
+        raise DepositError(f"{objdir}: OCFL validation failed: {validator.status_str().strip()[:500]}")
