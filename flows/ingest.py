@@ -25,6 +25,7 @@ from pipeline.ingest import (  # noqa: E402
     duplicate_identifiers,
     ingest_record,
     prepare_bags_dir,
+    register_result,
 )
 from pipeline.records import discover_records  # noqa: E402
 
@@ -44,10 +45,15 @@ def ingest_record_task(record_path: Path, bags_dir: Path, algorithms: tuple[str,
                        ledger_url: str | None, use_ledger: bool,
                        deposit_to: tuple[str, ...] = ()) -> IngestResult:
     """Ingest one record (and deposit its bag where asked); failures come back as results."""
+    result = ingest_record(record_path, bags_dir, IngestOptions(algorithms=algorithms))
+    if result.bag is None or not (use_ledger or deposit_to):
+        return result
+    # The ledger is opened only once there is a bag to register: a failed record writes nothing.
     ledger = _open_ledger(ledger_url, bags_dir) if use_ledger else None
     try:
-        result = ingest_record(record_path, bags_dir, IngestOptions(algorithms=algorithms, ledger=ledger))
-        if result.bag is not None and deposit_to:
+        if ledger is not None:
+            register_result(result, ledger)
+        if result.outcome != "failed" and deposit_to:
             _deposit(result, deposit_to, ledger)
         return result
     finally:

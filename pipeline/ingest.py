@@ -71,7 +71,6 @@ class IngestOptions:
 
     algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
     verifiers: Sequence[Verifier] | None = None  # None: Strongroom's validator + bagit-python
-    ledger: Ledger | None = None
     progress: Progress | None = None
 
 
@@ -123,6 +122,22 @@ def duplicate_identifiers(record_paths: Sequence[Path]) -> dict[Path, str]:
     return clashes
 
 
+def register_result(result: IngestResult, ledger: Ledger) -> IngestResult:
+    """Register the bag of a bagged or unchanged result in the fixity ledger (idempotent).
+
+    An unchanged bag is registered again so that a run that made a bag but failed to register
+    it (a crash, the ledger unreachable) is completed by the next run.
+    """
+    if result.bag is None:
+        return result
+    try:
+        ledger.register_bag(result.bag, origin="ingest", events=result.events)
+    except StrongroomError as exc:
+        result.outcome = "failed"
+        result.error = f"{result.record}: bag {result.bag.name} made, but not registered in the ledger: {exc}"
+    return result
+
+
 def bag_versions(bags_dir: Path, identifier: str) -> list[Path]:
     """The published versions of the bag of ``identifier``, oldest first."""
     if not bags_dir.is_dir():
@@ -156,10 +171,7 @@ def _ingest(record_path: Path, bags_dir: Path, options: IngestOptions) -> Ingest
     algorithms = check_algorithms(options.algorithms)
     versions = bag_versions(bags_dir, record.id)
     if versions and _unchanged(versions[-1], loaded, payload):
-        bag = versions[-1]
-        if options.ledger is not None:
-            options.ledger.register_bag(bag, origin="ingest")
-        return IngestResult(record_path, "unchanged", record.id, bag, len(payload),
+        return IngestResult(record_path, "unchanged", record.id, versions[-1], len(payload),
                             sum(p.source.stat().st_size for p in payload))
     dest = bags_dir / f"{record.id}.v{_next_version(versions) if versions else 1}"
     events: list[PremisEvent] = []
@@ -175,8 +187,6 @@ def _ingest(record_path: Path, bags_dir: Path, options: IngestOptions) -> Ingest
         progress=options.progress,
     )
     written = write_bag(dest, payload, options_for_bag)
-    if options.ledger is not None:
-        options.ledger.register_bag(written.path, origin="ingest", events=events)
     return IngestResult(record_path, "bagged", record.id, written.path, len(written.payload),
                         written.octets, events=events)
 

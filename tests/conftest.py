@@ -96,3 +96,23 @@ def seed_copy(tmp_path: Path, seed_path: Path) -> Path:
     target.parent.mkdir(parents=True)
     shutil.copyfile(seed_path, target)
     return target
+
+
+# --- ingest, CLI and flows (lead) ---
+
+@pytest.fixture(scope="session")
+def prefect_api_url(prefect_harness: None) -> str:
+    """The harness server's API URL, for CLI subprocesses that must report to it."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    assert url, "the Prefect test harness did not set PREFECT_API_URL"
+    return str(url)
+
+
+@pytest.fixture
+def records_copy(tmp_path: Path) -> Path:
+    """A private copy of the repository's records/ directory (the seed record and its text)."""
+    target = tmp_path / "records"
+    shutil.copytree(REPO / "records", target)
+    return target
