@@ -92,3 +92,7 @@ class DepositMismatchError(DepositError):
         first = f": {self.findings[0].line()}" if self.findings else ""
         more = f" (and {len(self.findings) - 1} more)" if len(self.findings) > 1 else ""
         super().__init__(f"{location}: {problem}{first}{more}")
+
+
+class MetadataError(StrongroomError):
+    """A metadata document (PREMIS, Dublin Core XML) is malformed, unsafe or not what it claims."""
