@@ -1,0 +1,122 @@
+"""pipeline.fixity: digests equal hashlib's at every size, threaded paths included; safe copies."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import UsageError
+from pipeline.fixity import (
+    CHUNK,
+    PARALLEL_THRESHOLD,
+    check_algorithms,
+    copy_file,
+    copy_files,
+    digest_file,
+    digest_files,
+    digest_stream,
+)
+
+ALGS = ("sha512", "sha256", "md5")
+# Around the block boundaries: empty, one byte, a block +-1, two blocks (the threaded path) +-1.
+SIZES = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK - 1, 2 * CHUNK, 2 * CHUNK + 1, 3 * CHUNK + 12345]
+
+
+def _expected(data: bytes, algorithms: tuple[str, ...] = ALGS) -> dict[str, str]:
+    return {alg: hashlib.new(alg, data).hexdigest() for alg in algorithms}
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_digest_file_equals_hashlib_around_block_boundaries(tmp_path: Path, size: int) -> None:
+    data = os.urandom(size)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    assert digest_file(path, ALGS) == (size, _expected(data))
+    assert digest_file(path, ("sha256",)) == (size, _expected(data, ("sha256",)))
+
+
+@pytest.mark.parametrize("size", [0, CHUNK + 1, 3 * CHUNK])
+def test_digest_stream_equals_hashlib(size: int) -> None:
+    data = os.urandom(size)
+    assert digest_stream(io.BytesIO(data), ALGS) == (size, _expected(data))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_copy_file_copies_and_hashes_in_one_pass(tmp_path: Path, size: int) -> None:
+    data = os.urandom(size)
+    (tmp_path / "src").write_bytes(data)
+    assert copy_file(tmp_path / "src", tmp_path / "dst", ALGS) == (size, _expected(data))
+    assert (tmp_path / "dst").read_bytes() == data
+
+
+def test_copy_file_refuses_an_existing_target(tmp_path: Path) -> None:
+    (tmp_path / "src").write_bytes(b"new")
+    (tmp_path / "dst").write_bytes(b"old")
+    with pytest.raises(FileExistsError):
+        copy_file(tmp_path / "src", tmp_path / "dst", ALGS)
+    assert (tmp_path / "dst").read_bytes() == b"old"
+
+
+def test_copy_file_refuses_a_symlinked_source(tmp_path: Path) -> None:
+    (tmp_path / "real").write_bytes(b"secret")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(OSError):
+        copy_file(tmp_path / "link", tmp_path / "dst", ALGS)
+    assert not (tmp_path / "dst").exists()
+    with pytest.raises(OSError):
+        digest_file(tmp_path / "link", ALGS)
+
+
+def test_digest_files_keeps_order_and_matches_hashlib_for_mixed_sizes(tmp_path: Path) -> None:
+    # Large files go to worker threads, small ones stay inline: the order must still be the input's.
+    sizes = [PARALLEL_THRESHOLD + 7, 10, 0, PARALLEL_THRESHOLD * 2, 4096, PARALLEL_THRESHOLD, 3] * 2
+    paths, contents = [], []
+    for i, size in enumerate(sizes):
+        data = os.urandom(size)
+        path = tmp_path / f"f{i}"
+        path.write_bytes(data)
+        paths.append(path)
+        contents.append(data)
+    paths.append(tmp_path / "missing")
+    results = list(digest_files(paths, ALGS, workers=2))
+    assert [r.path for r in results] == paths
+    for result, data in zip(results, contents):
+        assert (result.size, result.digests, result.error) == (len(data), _expected(data), None)
+    assert isinstance(results[-1].error, FileNotFoundError) and results[-1].digests is None
+
+
+def test_copy_files_copies_everything_in_order(tmp_path: Path) -> None:
+    sizes = [PARALLEL_THRESHOLD + 1, 5, PARALLEL_THRESHOLD * 2, 0]
+    pairs, contents = [], []
+    for i, size in enumerate(sizes):
+        data = os.urandom(size)
+        (tmp_path / f"s{i}").write_bytes(data)
+        pairs.append((tmp_path / f"s{i}", tmp_path / f"t{i}"))
+        contents.append(data)
+    results = list(copy_files(pairs, ALGS, workers=2))
+    assert [(s, t) for s, t, _, _ in results] == pairs
+    for (_, target, size, digests), data in zip(results, contents):
+        assert (size, digests) == (len(data), _expected(data))
+        assert target.read_bytes() == data
+
+
+def test_copy_files_raises_the_first_error(tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"a")
+    (tmp_path / "b-target").write_bytes(b"taken")
+    (tmp_path / "b").write_bytes(b"b")
+    with pytest.raises(FileExistsError):
+        list(copy_files([(tmp_path / "a", tmp_path / "a-target"), (tmp_path / "b", tmp_path / "b-target")],
+                        ALGS))
+    assert (tmp_path / "a-target").read_bytes() == b"a"
+
+
+def test_check_algorithms_normalises_and_refuses() -> None:
+    assert check_algorithms(["SHA-512", "sha256", "sha512"]) == ("sha512", "sha256")
+    with pytest.raises(UsageError):
+        check_algorithms(["crc32"])
+    with pytest.raises(UsageError):
+        check_algorithms([])
