@@ -1,0 +1,362 @@
+"""``s3://bucket/prefix?endpoint=http://host:port``: S3-compatible object storage, through boto3.
+
+Layout under ``prefix`` for a bag ``rec.v1``:
+
+* ``rec.v1/<path in bag>`` - one object per file of the bag (the default), or
+* ``rec.v1.tar`` - the whole bag as one tar (``?serialization=tar``; RFC 8493 serialisation, the
+  bag's name as single top directory) for stores that want one object per bag;
+* ``.strongroom/rec.v1.complete.json`` - the completion marker, written last, only after every
+  object was read back and matched the bag's manifests.  A bag without its marker is not a bag:
+  ``list`` and ``locate`` ignore it and the next deposit of that name resumes it.
+
+Every object is sent with its SHA-256 (``ChecksumSHA256``) so a store that checks it refuses
+damaged bodies; files from ``multipart_threshold`` up go in parts of ``part_size`` (each with its
+own SHA-256; memory use is one part).  Verification does not trust the store's word: the moto
+server, for one, accepts a wrong checksum and echoes it back, so every object is read back and
+re-hashed.  Credentials come from boto3's usual chain (environment, ``~/.aws`` files, instance
+roles); they are never part of a URL, a message or a report.
+
+Query parameters: ``endpoint``, ``region``, ``serialization`` (``none``/``tar``),
+``multipart_threshold`` and ``part_size`` (bytes; parts at least 5 MiB, as S3 requires),
+``max_concurrency`` (parallel bag deposits into this target, default 4).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoCredentialsError
+
+from pipeline import SOFTWARE_NAME, __version__
+from pipeline.deposit.base import (
+    DIGEST, EXTRA, SIZE, DepositResult, Fixity, Target, algorithms_of, bag_expectations, bag_files,
+    bag_identity, compare, digest_reader, mismatch, result_counts,
+)
+from pipeline.deposit.serialize import TAR_MEDIA_TYPE, tar_fixity, write_tar
+from pipeline.errors import DepositError, RetryableDepositError, UsageError
+from pipeline.findings import Finding
+from pipeline.fixity import digest_file
+
+MIB = 1 << 20
+MIN_PART = 5 * MIB  # S3's minimum for every part but the last
+MARKERS = ".strongroom"
+_PARAMS = {"endpoint", "region", "serialization", "multipart_threshold", "part_size", "max_concurrency"}
+# Server answers that mean "try again later"; anything else is a real refusal.
+_RETRYABLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeoutException",
+                    "InternalError", "ServiceUnavailable", "500", "502", "503", "504"}
+
+
+class S3Target(Target):
+    """Bags kept as objects under one prefix of one bucket."""
+
+    scheme = "s3"
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        unknown = set(query) - _PARAMS
+        if unknown or parts.fragment or len(parts.netloc) < 3:
+            raise UsageError(f"'{url}': use s3://bucket[/prefix][?endpoint=URL&region=R&serialization=tar]"
+                             + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else ""))
+        self.bucket = parts.netloc
+        self.prefix = unquote(parts.path).strip("/")
+        self.endpoint = query.get("endpoint")
+        self.region = query.get("region") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        self.serialization = query.get("serialization", "none")
+        if self.serialization not in ("none", "tar"):
+            raise UsageError(f"'{url}': serialization must be 'none' or 'tar'")
+        self.part_size = max(MIN_PART, _int(query, "part_size", 8 * MIB, url))
+        self.threshold = max(self.part_size, _int(query, "multipart_threshold", 64 * MIB, url))
+        self.max_concurrency = max(1, _int(query, "max_concurrency", 4, url))
+        self._client: Any = None
+        super().__init__(f"s3://{self.bucket}/{self.prefix}" + (f"?{parts.query}" if parts.query else ""))
+
+    # -- Target
+
+    def put(self, bag: Path) -> DepositResult:
+        name, identifier = bag_identity(bag)
+        expected = bag_expectations(bag)
+        if self._has_marker(name):
+            return self._already_held(name, expected)
+        if self.serialization == "tar":
+            self._upload_tar(bag, name)
+        else:
+            self._upload_files(bag, name)
+        findings = compare(self._read_fixity(name, algorithms_of(expected)), expected)
+        if findings:
+            self._discard(name, findings)  # so the next run uploads them again
+            raise mismatch(self._location(name), findings, "the copy read back differs from the bag")
+        self._write_marker(name, identifier, expected)
+        files, octets = result_counts(expected)
+        return DepositResult(bag=name, outcome="deposited", location=self._location(name), files=files,
+                             bytes=octets, verified=True,
+                             detail="one tar object" if self.serialization == "tar" else "")
+
+    def locate(self, bag_name: str) -> str | None:
+        return self._location(bag_name) if self._has_marker(bag_name) else None
+
+    def list(self) -> list[str]:
+        suffix = ".complete.json"
+        keys = self._keys(self._key(MARKERS) + "/")
+        return sorted(k.rsplit("/", 1)[1][: -len(suffix)] for k in keys if k.endswith(suffix))
+
+    def fixity(self, bag_name: str, algorithms: Sequence[str]) -> Fixity:
+        if not self._has_marker(bag_name):
+            raise DepositError(f"{self.url}: holds no complete bag named {bag_name}")
+        return self._read_fixity(bag_name, algorithms)
+
+    # -- names
+
+    def _key(self, *parts: str) -> str:
+        return "/".join(p for p in (self.prefix, *parts) if p)
+
+    def _marker_key(self, name: str) -> str:
+        return self._key(MARKERS, f"{name}.complete.json")
+
+    def _location(self, name: str) -> str:
+        from pipeline.deposit import location_of
+
+        return location_of(self.url, name)
+
+    # -- uploading
+
+    def _upload_files(self, bag: Path, name: str) -> None:
+        """Upload every file not already there intact; remove what does not belong (resume/roll back)."""
+        base = self._key(name) + "/"
+        existing = self._keys(base)
+        self._abort_uploads(base)
+        wanted: set[str] = set()
+        for rel, path in bag_files(bag):
+            key = base + rel
+            wanted.add(key)
+            size, digests = digest_file(path, ["sha256"])
+            checksum = base64.b64encode(bytes.fromhex(digests["sha256"])).decode()
+            if existing.get(key) == size and self._stored_sha256(key) == checksum:
+                continue  # uploaded by an interrupted run; the read-back verification still checks it
+            self._upload(key, path, size, checksum)
+        for stray in sorted(existing.keys() - wanted):
+            with self._errors(f"removing stray object {stray}"):
+                self.client.delete_object(Bucket=self.bucket, Key=stray)
+
+    def _upload(self, key: str, path: Path, size: int, checksum: str) -> None:
+        if size >= self.threshold:
+            with open(path, "rb") as fh, _Multipart(self, key) as upload:
+                while block := fh.read(self.part_size):
+                    upload.send(block)
+            return
+        with open(path, "rb") as fh, self._errors(f"uploading {key}"):
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=fh, ContentLength=size,
+                                   ChecksumSHA256=checksum)
+
+    def _upload_tar(self, bag: Path, name: str) -> None:
+        key = self._key(f"{name}.tar")
+        self._abort_uploads(key)
+        with _Multipart(self, key, content_type=TAR_MEDIA_TYPE) as upload:
+            writer = _PartWriter(upload, self.part_size)
+            write_tar(bag, writer, name)
+            writer.close()  # tarfile leaves a stream it was given open; the last part goes now
+
+    def _write_marker(self, name: str, identifier: str, expected: Fixity) -> None:
+        files, octets = result_counts(expected)
+        body = json.dumps({
+            "bag": name, "external_identifier": identifier, "serialization": self.serialization,
+            "files": files, "bytes": octets, "verified": "every object read back and re-hashed",
+            "deposited_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "software": f"{SOFTWARE_NAME} {__version__}",
+        }, indent=2).encode()
+        checksum = base64.b64encode(hashlib.sha256(body).digest()).decode()
+        with self._errors(f"writing the completion marker of {name}"):
+            self.client.put_object(Bucket=self.bucket, Key=self._marker_key(name), Body=body,
+                                   ChecksumSHA256=checksum, ContentType="application/json")
+
+    def _discard(self, name: str, findings: Sequence[Finding]) -> None:
+        """Delete objects that failed verification (never marked complete, so never a bag)."""
+        if self.serialization == "tar":
+            keys = [self._key(f"{name}.tar")]
+        else:
+            keys = sorted({self._key(name, f.path) for f in findings if f.code in (SIZE, DIGEST, EXTRA)})
+        for key in keys:
+            with self._errors(f"removing damaged object {key}"):
+                self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    # -- reading back
+
+    def _already_held(self, name: str, expected: Fixity) -> DepositResult:
+        findings = compare(self._read_fixity(name, algorithms_of(expected)), expected)
+        if findings:
+            raise mismatch(self._location(name), findings,
+                           "already holds a different or damaged bag under this name; nothing overwritten")
+        files, octets = result_counts(expected)
+        return DepositResult(bag=name, outcome="unchanged", location=self._location(name), files=files,
+                             bytes=octets, verified=True, detail="already held, identical")
+
+    def _read_fixity(self, name: str, algorithms: Sequence[str]) -> Fixity:
+        if self.serialization == "tar":
+            with self._errors(f"reading back {name}.tar"):
+                body = self.client.get_object(Bucket=self.bucket, Key=self._key(f"{name}.tar"))["Body"]
+                try:
+                    return tar_fixity(body, name, algorithms)
+                finally:
+                    body.close()
+        base = self._key(name) + "/"
+        result: Fixity = {}
+        for key in sorted(self._keys(base)):
+            with self._errors(f"reading back {key}"):
+                body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+                try:
+                    result[key[len(base):]] = digest_reader(body.read, algorithms)
+                finally:
+                    body.close()
+        return result
+
+    def _keys(self, prefix: str) -> dict[str, int]:
+        found: dict[str, int] = {}
+        with self._errors(f"listing {prefix}"):
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                found.update((o["Key"], int(o["Size"])) for o in page.get("Contents", []))
+        return found
+
+    def _has_marker(self, name: str) -> bool:
+        try:
+            with self._errors(f"looking for {name}"):
+                self.client.head_object(Bucket=self.bucket, Key=self._marker_key(name))
+        except _NotFound:
+            return False
+        return True
+
+    def _stored_sha256(self, key: str) -> str | None:
+        try:
+            with self._errors(f"checking {key}"):
+                head = self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+        except _NotFound:
+            return None
+        value = head.get("ChecksumSHA256")
+        return str(value) if value else None
+
+    def _abort_uploads(self, prefix: str) -> None:
+        """Abort multipart uploads an interrupted run left open under ``prefix`` (they cost storage)."""
+        with self._errors(f"listing unfinished uploads under {prefix}"):
+            listing = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix)
+            for upload in listing.get("Uploads", []):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
+                                                   UploadId=upload["UploadId"])
+
+    # -- the connection
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client, made on first use (credentials from boto3's usual chain)."""
+        if self._client is None:
+            config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=10,
+                            read_timeout=60, s3={"addressing_style": "path"} if self.endpoint else None)
+            self._client = boto3.session.Session().client(
+                "s3", endpoint_url=self.endpoint, region_name=self.region, config=config)
+        return self._client
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """botocore failures as Strongroom errors: network and throttling retryable, the rest not."""
+        try:
+            yield
+        except NoCredentialsError:
+            raise DepositError(f"{self.url}: no credentials for S3 (set AWS_ACCESS_KEY_ID and "
+                               "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)") from None
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", "?"))
+            if code in ("404", "NoSuchKey", "NotFound"):
+                raise _NotFound(what) from exc
+            cls = RetryableDepositError if code in _RETRYABLE_CODES else DepositError
+            raise cls(f"{self.url}: {what}: {code} {error.get('Message', '')}".rstrip()) from exc
+        except (HTTPClientError, ConnectionError, TimeoutError) as exc:
+            raise RetryableDepositError(f"{self.url}: {what}: connection failed ({type(exc).__name__})") from exc
+        except BotoCoreError as exc:
+            raise DepositError(f"{self.url}: {what}: {exc}") from exc
+
+
+class _NotFound(DepositError):
+    """An object is absent (internal: callers turn it into None or False)."""
+
+
+class _Multipart:
+    """One multipart upload: parts sent as they come, each with its SHA-256; aborted on failure."""
+
+    def __init__(self, target: S3Target, key: str, *, content_type: str | None = None) -> None:
+        self.target, self.key, self.content_type = target, key, content_type
+        self.parts: list[dict[str, Any]] = []
+        self.upload_id = ""
+
+    def __enter__(self) -> _Multipart:
+        extra = {"ContentType": self.content_type} if self.content_type else {}
+        with self.target._errors(f"starting the upload of {self.key}"):
+            reply = self.target.client.create_multipart_upload(
+                Bucket=self.target.bucket, Key=self.key, ChecksumAlgorithm="SHA256", **extra)
+        self.upload_id = reply["UploadId"]
+        return self
+
+    def send(self, block: bytes) -> None:
+        number = len(self.parts) + 1
+        checksum = base64.b64encode(hashlib.sha256(block).digest()).decode()
+        with self.target._errors(f"uploading part {number} of {self.key}"):
+            reply = self.target.client.upload_part(
+                Bucket=self.target.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number,
+                Body=block, ChecksumSHA256=checksum)
+        self.parts.append({"ETag": reply["ETag"], "PartNumber": number, "ChecksumSHA256": checksum})
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        client, bucket = self.target.client, self.target.bucket
+        if exc_type is None:
+            if not self.parts:
+                self.send(b"")
+            with self.target._errors(f"completing the upload of {self.key}"):
+                client.complete_multipart_upload(Bucket=bucket, Key=self.key, UploadId=self.upload_id,
+                                                 MultipartUpload={"Parts": self.parts})
+            return
+        try:  # best effort: the next deposit aborts whatever is left open under the bag's prefix
+            client.abort_multipart_upload(Bucket=bucket, Key=self.key, UploadId=self.upload_id)
+        except (BotoCoreError, ClientError):
+            pass
+
+
+class _PartWriter(io.RawIOBase):
+    """A write-only stream that hands ``part_size`` blocks to a multipart upload (for the tar)."""
+
+    def __init__(self, upload: _Multipart, part_size: int) -> None:
+        super().__init__()
+        self.upload, self.part_size = upload, part_size
+        self.buffer = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.buffer += data
+        while len(self.buffer) >= self.part_size:
+            self.upload.send(bytes(self.buffer[: self.part_size]))
+            del self.buffer[: self.part_size]
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed and self.buffer:
+            self.upload.send(bytes(self.buffer))
+            self.buffer.clear()
+        super().close()
+
+
+def _int(query: dict[str, str], name: str, default: int, url: str) -> int:
+    try:
+        return int(query.get(name, default))
+    except ValueError:
+        raise UsageError(f"'{url}': {name} must be a whole number") from None
