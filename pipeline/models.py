@@ -346,7 +346,8 @@ class Record(_Frozen):
     bibliographic_citation: LangTexts = ()
     rights: Rights
     source_organization: Text
-    payload: Annotated[tuple[PayloadFile, ...], Field(min_length=1)]
+    payload: Annotated[tuple[PayloadFile, ...], AfterValidator(_non_empty),
+                       Field(json_schema_extra={"minItems": 1})]
 
     @model_validator(mode="after")
     def _consistent(self) -> Record:
