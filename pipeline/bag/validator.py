@@ -4,8 +4,9 @@
 carry stable codes (:data:`pipeline.bag.validate_codes.CODES`).  The depths are the ones users
 know from other BagIt tools:
 
-- ``fast``: bagit.txt, structure, bag-info.txt and Payload-Oxum against the files on disk.  It
-  proves nothing about content: a tampered file of the same size passes.
+- ``fast``: bagit.txt, structure, bag-info.txt, the tag manifests and every tag file's digest,
+  and Payload-Oxum against the files on disk.  It proves nothing about payload content: a
+  tampered payload file of the same size passes.
 - ``completeness``: also every manifest, tag manifest and fetch.txt line, every file present and
   listed - but no digest computed.
 - ``full`` (default): also every payload and tag file digest, each file read once for all the
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 Depth = Literal["fast", "completeness", "full"]
 DEPTHS: tuple[Depth, ...] = ("fast", "completeness", "full")
 _DEPTH_SAYS = {
-    "fast": "fast: structure and Payload-Oxum only, proves nothing about content",
+    "fast": "fast: structure, tag files and Payload-Oxum only, proves nothing about payload content",
     "completeness": "completeness: every file present and listed, digests not computed",
     "full": "full: every digest verified",
 }
@@ -123,20 +124,22 @@ def _check(c: Collector, report: ValidationReport, depth: Depth,
     found = vm.find_manifests(c, tree)
     if has_bagit and not found.payload:
         c.add("MANIFEST-MISSING", "", "no payload manifest (manifest-<algorithm>.txt)")
+    # Tag files are small and hold what every other check trusts (bag-info.txt, the manifests):
+    # every depth verifies them, so even --fast catches a tampered Payload-Oxum or manifest.
+    for j in range(len(found.tag)):
+        vm.read_manifest(c, tree, found, j, tag=True)
+    vm.check_tag_completeness(c, tree, found)
+    vm.verify_digests(c, tree.tags, found.tag, tag=True)
     if depth == "fast":
-        c.add("FAST-ONLY", "", "fast validation checked structure and Payload-Oxum only; it proves "
-              "nothing about content (run without --fast to verify every file)")
+        c.add("FAST-ONLY", "", "fast validation checked structure, tag files and Payload-Oxum only; "
+              "it proves nothing about payload content (run without --fast to verify every file)")
         return
     for i in range(len(found.payload)):
         vm.read_manifest(c, tree, found, i, tag=False)
-    for j in range(len(found.tag)):
-        vm.read_manifest(c, tree, found, j, tag=True)
     vm.read_fetch(c, tree, found)
     vm.check_payload_completeness(c, tree, found)
-    vm.check_tag_completeness(c, tree, found)
     if depth == "full":
         vm.verify_digests(c, tree.payload, found.payload, tag=False, progress=progress)
-        vm.verify_digests(c, tree.tags, found.tag, tag=True)
 
 
 def _check_oxum(c: Collector, tree: Tree, info: BagInfo) -> None:
