@@ -49,7 +49,7 @@ Relation = Literal[
 
 _LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 _W3CDTF = re.compile(
-    r"^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?)?)?$"
+    r"^\d{4}(-(?P<month>\d{2})(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?)?)?$"
 )
 _FULL_DATE = re.compile(r"(?<![\dX])(\d{4})-(\d{2})-(\d{2})(?![\dX])")
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
@@ -66,13 +66,18 @@ def check_date(value: str) -> str:
     requires seconds in times; then EDTF levels 0 and 1 (``1986-06~``, ``198X``,
     ``1985/1986``).  Calendar days are checked too: ``2006-02-29`` is not a date.
     """
-    if _W3CDTF.match(value):
-        ok = _calendar_ok(value) and _time_ok(value)
-    else:
-        ok = _edtf_level1(value) and _calendar_ok(value)
+    ok = _w3cdtf_ok(value) or (_edtf_level1(value) and _calendar_ok(value))
     if not ok:
         raise PydanticCustomError("date", "invalid date '{value}'", {"value": value})
     return value
+
+
+def _w3cdtf_ok(value: str) -> bool:
+    match = _W3CDTF.match(value)
+    if match is None:
+        return False
+    month = match.group("month")
+    return (month is None or 1 <= int(month) <= 12) and _calendar_ok(value) and _time_ok(value)
 
 
 def _calendar_ok(value: str) -> bool:
@@ -106,6 +111,14 @@ def _edtf_level1(value: str) -> bool:
         except ParseBaseException:
             continue
     return False
+
+
+def _check_identifier(value: str) -> str:
+    if not re.match(ID_PATTERN, value):
+        raise PydanticCustomError(
+            "identifier", "invalid identifier '{value}': use 1-100 letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit", {"value": value})
+    return value
 
 
 def _check_language(value: str) -> str:
@@ -165,7 +178,8 @@ DateValue = Annotated[str, AfterValidator(check_date)]
 Uri = Annotated[str, AfterValidator(_check_uri)]
 MediaType = Annotated[str, AfterValidator(_check_media_type)]
 PayloadPath = Annotated[str, AfterValidator(_check_payload_path)]
-Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+Identifier = Annotated[str, AfterValidator(_check_identifier),
+                      Field(json_schema_extra={"pattern": ID_PATTERN})]
 
 
 class _Frozen(BaseModel):

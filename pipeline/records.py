@@ -143,7 +143,7 @@ def _parse(path: Path, raw: bytes) -> tuple[Node, dict[str, Any]]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         at = mark.line + 1 if mark is not None else None
-        what = exc.problem or exc.context or "invalid YAML"
+        what = "; ".join(x for x in (exc.context, exc.problem) if x) or "invalid YAML"
         raise RecordError(path, [f"YAML syntax error: {what}"], line=at) from None
     except yaml.YAMLError as exc:
         raise RecordError(path, [f"YAML error: {exc}"]) from None
