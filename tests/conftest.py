@@ -116,3 +116,86 @@ def records_copy(tmp_path: Path) -> Path:
     target = tmp_path / "records"
     shutil.copytree(REPO / "records", target)
     return target
+
+
+# --- deposit (pipeline/deposit, flows/deposit.py) ---
+
+#: Fake credentials for the local S3 server: real-looking enough for boto3, worthless anywhere else.
+FAKE_AWS = {"AWS_ACCESS_KEY_ID": "strongroom-test-key", "AWS_SECRET_ACCESS_KEY": "strongroom-test-secret",
+            "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A real S3-compatible server (``moto_server``) on a free loopback port, for the session.
+
+    Fake credentials are put in the environment of this process (and so of the CLI subprocesses).
+    """
+    import time
+    import urllib.request
+
+    exe = Path(sys.executable).parent / "moto_server"
+    if not exe.exists():
+        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
+    port = _free_port()
+    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    saved = {k: os.environ.get(k) for k in FAKE_AWS}
+    os.environ.update(FAKE_AWS)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def s3_bucket(moto_endpoint: str) -> str:
+    """A fresh, empty bucket on the session's S3 server; returns its name."""
+    import boto3
+
+    name = f"strongroom-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def make_bag(tmp_path: Path) -> object:
+    """``make_bag(record_id, version=1, files={"a.txt": b"..."})`` -> a Strongroom bag in tmp_path/bags."""
+    from pipeline.bag.writer import STRONGROOM_PROFILE_ID, bag_directory
+
+    def make(record_id: str = "rec", version: int = 1, files: dict[str, bytes] | None = None,
+             bags: Path | None = None) -> Path:
+        source = tmp_path / "sources" / f"{record_id}.v{version}"
+        for rel, content in (files or {"text.txt": b"Strongroom test payload\n"}).items():
+            (source / rel).parent.mkdir(parents=True, exist_ok=True)
+            (source / rel).write_bytes(content)
+        bags_dir = bags or tmp_path / "bags"
+        bags_dir.mkdir(parents=True, exist_ok=True)
+        info = [("BagIt-Profile-Identifier", STRONGROOM_PROFILE_ID), ("External-Identifier", record_id)]
+        return bag_directory(source, bags_dir / f"{record_id}.v{version}", info=info, verifiers=[]).path
+
+    return make

@@ -14,12 +14,11 @@ import datetime as dt
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from pipeline.deposit import open_target
 from pipeline.bag.tagfiles import manifest_algorithms
@@ -117,10 +116,10 @@ def _record(ledger: Ledger, name: str, result: DepositResult, bag: Path) -> None
     ))
 
 
-def _event(name: str, location: str, *, outcome: str, detail: str) -> PremisEvent:
+def _event(name: str, location: str, *, outcome: Literal["suc", "fai"], detail: str) -> PremisEvent:
     from pipeline.premis import PremisEvent, strongroom_agent
 
-    return PremisEvent(identifier=f"urn:uuid:{uuid.uuid4()}", event_type="rep",
+    return PremisEvent(event_type="rep",
                        date_time=dt.datetime.now(dt.timezone.utc),
                        detail=f"Deposit of bag {name} to {location}", outcome=outcome, outcome_detail=detail,
-                       object_ids=[name], agent_ids=[strongroom_agent().identifier])
+                       object_ids=(name,), agent_ids=(strongroom_agent().identifier,))

@@ -9,6 +9,7 @@ checked with memory bounded by one read block.
 
 from __future__ import annotations
 
+import io
 import os
 import tarfile
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from pipeline.errors import DepositError
 TAR_MEDIA_TYPE = "application/x-tar"
 
 
-def write_tar(bag: Path, out: IO[bytes], top: str) -> None:
+def write_tar(bag: Path, out: IO[bytes] | io.RawIOBase, top: str) -> None:
     """Stream ``bag`` into ``out`` as a tar whose single top directory is ``top``."""
     files = bag_files(bag)
     dirs = sorted({str(Path(rel).parent) for rel, _ in files} - {"."})

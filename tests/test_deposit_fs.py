@@ -1,0 +1,180 @@
+"""The file:// deposit target, the scheme registry and deposit_bag's ledger recording."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+from pathlib import Path
+from typing import Any
+
+import bagit
+import pytest
+
+from pipeline.deposit import deposit_bag, location_of, open_location, open_target, split_location
+from pipeline.deposit.base import DIGEST, MISSING, bag_expectations
+from pipeline.deposit.filesystem import WORK_DIR, FilesystemTarget
+from pipeline.deposit.replication import RetryPolicy
+from pipeline.errors import DepositError, DepositMismatchError, LedgerError, UsageError
+
+
+def _same_tree(a: Path, b: Path) -> bool:
+    cmp = filecmp.dircmp(a, b)
+    if cmp.left_only or cmp.right_only or cmp.funny_files:
+        return False
+    _, mismatched, errors = filecmp.cmpfiles(a, b, cmp.common_files, shallow=False)
+    return not mismatched and not errors and all(_same_tree(a / d, b / d) for d in cmp.common_dirs)
+
+
+def test_deposit_copies_the_bag_verified_and_publishes_it_whole(make_bag: Any, tmp_path: Path) -> None:
+    bag = make_bag("rec", files={"a.txt": b"alpha\n", "sub dir/bé.txt": b"beta\n"})  # bagit-python misreads %
+    target = open_target((tmp_path / "store").as_uri())
+    result = target.put(bag)
+    held = tmp_path / "store" / "rec.v1"
+    assert result.outcome == "deposited" and result.verified
+    assert result.location == held.as_uri()
+    assert (result.files, result.bytes) == (len(bag_expectations(bag)), sum(
+        p.stat().st_size for p in bag.rglob("*") if p.is_file()))
+    assert _same_tree(bag, held)
+    assert bagit.Bag(str(held)).is_valid()  # bagit-python, as a second opinion on the copy
+    assert target.list() == ["rec.v1"] and target.locate("rec.v1") == held.as_uri()
+    assert target.locate("other.v1") is None
+    # nothing left in the work area but the (empty) lock file
+    assert [p.name for p in (tmp_path / "store" / WORK_DIR).iterdir()] == ["rec.v1.lock"]
+
+
+def test_same_bag_twice_is_a_no_op_that_says_so(make_bag: Any, tmp_path: Path) -> None:
+    bag = make_bag("rec")
+    target = open_target((tmp_path / "store").as_uri())
+    target.put(bag)
+    inode = (tmp_path / "store" / "rec.v1" / "bagit.txt").stat().st_ino
+    again = target.put(bag)
+    assert again.outcome == "unchanged" and again.verified
+    assert "already held" in again.line()
+    assert (tmp_path / "store" / "rec.v1" / "bagit.txt").stat().st_ino == inode
+
+
+def test_a_different_bag_under_the_same_name_is_refused_and_nothing_overwritten(make_bag: Any,
+                                                                                tmp_path: Path) -> None:
+    first = make_bag("rec", files={"a.txt": b"first\n"})
+    other = make_bag("rec", files={"a.txt": b"second\n"}, bags=tmp_path / "elsewhere")
+    target = open_target((tmp_path / "store").as_uri())
+    target.put(first)
+    with pytest.raises(DepositMismatchError) as caught:
+        target.put(other)
+    assert "nothing overwritten" in str(caught.value)
+    assert {f.code for f in caught.value.findings} >= {DIGEST}
+    assert (tmp_path / "store" / "rec.v1" / "data" / "a.txt").read_bytes() == b"first\n"
+
+
+def test_verify_and_fixity_read_the_held_copy_again(make_bag: Any, tmp_path: Path) -> None:
+    bag = make_bag("rec", files={"a.txt": b"alpha\n", "b.txt": b"beta\n"})
+    target = open_target((tmp_path / "store").as_uri())
+    target.put(bag)
+    expected = bag_expectations(bag)
+    fixity = target.fixity("rec.v1", ["sha256", "sha512"])
+    assert {p: f[1] for p, f in fixity.items()} == {p: e[1] for p, e in expected.items()}
+    assert target.verify("rec.v1", expected) == []
+    held = tmp_path / "store" / "rec.v1"
+    (held / "data" / "a.txt").write_bytes(b"alphA\n")  # silent damage at the destination
+    (held / "data" / "b.txt").unlink()
+    codes = {(f.code, f.path) for f in target.verify("rec.v1", expected)}
+    assert codes == {(DIGEST, "data/a.txt"), (MISSING, "data/b.txt")}
+    with pytest.raises(DepositMismatchError):  # a damaged copy is reported, never silently replaced
+        target.put(bag)
+    assert (held / "data" / "a.txt").read_bytes() == b"alphA\n"
+
+
+def test_leftovers_of_a_killed_deposit_are_rolled_back(make_bag: Any, tmp_path: Path) -> None:
+    bag = make_bag("rec")
+    work = tmp_path / "store" / WORK_DIR
+    partial = work / "rec.v1.abc123.partial"
+    (partial / "data").mkdir(parents=True)
+    (partial / "data" / "text.txt").write_bytes(b"half")
+    result = open_target((tmp_path / "store").as_uri()).put(bag)
+    assert result.outcome == "deposited"
+    assert not partial.exists()
+    assert _same_tree(bag, tmp_path / "store" / "rec.v1")
+
+
+def test_a_bag_with_a_symlink_is_refused_before_anything_is_copied(make_bag: Any, tmp_path: Path) -> None:
+    bag = make_bag("rec")
+    os.symlink("/etc/passwd", bag / "data" / "link")
+    with pytest.raises(DepositError, match="link or special file"):
+        open_target((tmp_path / "store").as_uri()).put(bag)
+    assert not (tmp_path / "store" / "rec.v1").exists()
+
+
+@pytest.mark.parametrize("url, message", [
+    ("ftp://host/x", "unknown deposit target"),
+    ("file://relative/path", "file:///absolute/path"),
+    ("s3://AKIAXXX:verysecret@bucket/p", "credentials do not belong"),
+    ("s3://bucket/p?colour=blue", "unknown: colour"),
+    ("ocfl:///tmp/x?layout=a&extra=1", "ocfl:///absolute/path"),
+])
+def test_bad_target_urls_are_usage_errors_that_never_echo_secrets(url: str, message: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        open_target(url)
+    assert message in str(caught.value)
+    assert "verysecret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["file:///srv/copies", "ocfl:///srv/ocfl",
+                                 "s3://bucket/some/prefix?endpoint=http://127.0.0.1:9000&serialization=tar"])
+@pytest.mark.parametrize("name", ["rec.v1", "odd name%2F.v3", "ünï.v12"])
+def test_a_location_names_its_target_and_bag(url: str, name: str) -> None:
+    location = location_of(url, name)
+    assert split_location(location) == (url, name)
+
+
+def test_open_location_reopens_the_target_holding_a_deposit(make_bag: Any, tmp_path: Path) -> None:
+    result = open_target((tmp_path / "store").as_uri()).put(make_bag("rec"))
+    target, name = open_location(result.location)
+    assert isinstance(target, FilesystemTarget) and name == "rec.v1"
+    assert target.root == tmp_path / "store"
+
+
+def test_deposit_bag_records_location_and_a_replication_event(make_bag: Any, tmp_path: Path) -> None:
+    from pipeline.ledger import Ledger
+
+    bag = make_bag("rec")
+    url = (tmp_path / "store").as_uri()
+    with Ledger.open(None, bags_dir=bag.parent) as ledger:
+        ledger.register_bag(bag, origin="ingest")
+        result = deposit_bag(bag, url, ledger=ledger)
+        assert result.location in ledger.locations("rec.v1")
+        reps = [e for e in ledger.events("rec.v1") if e.event_type == "rep"]
+        assert len(reps) == 1 and reps[0].outcome == "suc" and result.location in (reps[0].detail or "")
+        assert deposit_bag(bag, url, ledger=ledger).outcome == "unchanged"
+        assert len([e for e in ledger.events("rec.v1") if e.event_type == "rep"]) == 1  # nothing new
+
+
+def test_a_failed_verification_is_recorded_as_a_failed_replication(make_bag: Any, tmp_path: Path) -> None:
+    from pipeline.ledger import Ledger
+
+    bag = make_bag("rec", files={"a.txt": b"mine\n"})
+    other = make_bag("rec", files={"a.txt": b"theirs\n"}, bags=tmp_path / "elsewhere")
+    url = (tmp_path / "store").as_uri()
+    open_target(url).put(other)
+    with Ledger.open(None, bags_dir=bag.parent) as ledger:
+        ledger.register_bag(bag, origin="ingest")
+        with pytest.raises(DepositMismatchError):
+            deposit_bag(bag, url, ledger=ledger)
+        reps = [e for e in ledger.events("rec.v1") if e.event_type == "rep"]
+        assert [e.outcome for e in reps] == ["fai"]
+        assert ledger.locations("rec.v1") == [bag.resolve().as_uri()]
+
+
+def test_deposit_bag_with_a_ledger_that_lacks_the_bag_copies_nothing(make_bag: Any, tmp_path: Path) -> None:
+    from pipeline.ledger import Ledger
+
+    bag = make_bag("rec")
+    with Ledger.open(None, bags_dir=bag.parent) as ledger, pytest.raises(LedgerError):
+        deposit_bag(bag, (tmp_path / "store").as_uri(), ledger=ledger)
+    assert not (tmp_path / "store" / "rec.v1").exists()
+
+
+def test_retry_backoff_grows_and_stays_bounded() -> None:
+    policy = RetryPolicy(attempts=5, first_delay=1.0, factor=2.0, max_delay=5.0)
+    delays = [policy.delay(n) for n in range(1, 6)]
+    assert 0.5 <= delays[0] <= 1.0 and 1.0 <= delays[1] <= 2.0 and 2.0 <= delays[2] <= 4.0
+    assert all(d <= 5.0 for d in delays)
