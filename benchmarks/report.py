@@ -1,0 +1,87 @@
+"""The benchmark's table and the description of the machine it ran on."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import ssl
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from datasets import Sizes
+from measure import Case
+
+
+@dataclass(frozen=True)
+class Row:
+    """One target: what was measured against what, and whether it is met."""
+
+    work: str
+    target: str
+    value: float | None
+    limit: float | None
+    unit: str = "×"
+
+    def measured(self) -> str:
+        if self.value is None:
+            return "not measured"
+        return f"{self.value:.0f} MB" if self.unit == "MB" else f"{self.value:.2f} ×"
+
+    def met(self) -> str:
+        if self.value is None or self.limit is None:
+            return "-" if self.value is not None or self.limit is None else "not measured"
+        return "yes" if self.value <= self.limit else "**no**"
+
+
+def machine() -> list[str]:
+    """What the figures were measured on."""
+    cpu = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
+                 if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    mem = ""
+    meminfo = Path("/proc/meminfo")
+    if meminfo.is_file():
+        kib = int(meminfo.read_text().split()[1])
+        mem = f", {kib / 2**20:.0f} GiB RAM"
+    fs = subprocess.run(["df", "-T", str(Path(__file__).parent)], capture_output=True, text=True).stdout
+    fstype = fs.splitlines()[-1].split()[1] if fs.strip() else "?"
+    return [
+        f"{cpu}, {os.cpu_count()} cores{mem}; filesystem {fstype}; {platform.system()} {platform.release()}",
+        f"Python {platform.python_version()}, {ssl.OPENSSL_VERSION}; one core hashes "
+        f"sha512 at {_speed('sha512'):.0f} MiB/s, sha256 at {_speed('sha256'):.0f} MiB/s",
+    ]
+
+
+def _speed(alg: str) -> float:
+    block = bytes(1 << 20)
+    h = hashlib.new(alg)
+    started = time.perf_counter()
+    for _ in range(64):
+        h.update(block)
+    return 64 / (time.perf_counter() - started)
+
+
+def print_table(rows: list[Row], results: dict[str, Case], machine_lines: list[str], sizes: Sizes,
+                rounds: int) -> str:
+    """Print the target table and the raw medians; return the same text (markdown)."""
+    lines = ["## Targets", "", "| work | target | measured | met? |", "|---|---|---|---|"]
+    lines += [f"| {r.work} | {r.target} | {r.measured()} | {r.met()} |" for r in rows]
+    lines += ["", "## Every command (median of the rounds, wall seconds; peak RSS of its process)", "",
+              "| command | median s | range s | rounds | peak MB |", "|---|---|---|---|---|"]
+    for name, case in results.items():
+        if case.samples:
+            lines.append(f"| {name} | {case.median():.2f} | {case.spread()} | {len(case.samples)} | "
+                         f"{case.peak_mb():.0f} |")
+    lines += ["", "Machine: " + machine_lines[0] + ".", machine_lines[1] + ".",
+              f"Rounds: {rounds} (large/small parts); data: {sizes}.",
+              f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, `{' '.join(sys.argv)}`."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    return text
