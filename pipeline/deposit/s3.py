@@ -158,7 +158,7 @@ class S3Target(Target):
             return
         with open(path, "rb") as fh, self._errors(f"uploading {key}"):
             self.client.put_object(Bucket=self.bucket, Key=key, Body=fh, ContentLength=size,
-                                   ChecksumSHA256=checksum)
+                                   ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum)
 
     def _upload_tar(self, bag: Path, name: str) -> None:
         key = self._key(f"{name}.tar")
@@ -179,7 +179,8 @@ class S3Target(Target):
         checksum = base64.b64encode(hashlib.sha256(body).digest()).decode()
         with self._errors(f"writing the completion marker of {name}"):
             self.client.put_object(Bucket=self.bucket, Key=self._marker_key(name), Body=body,
-                                   ChecksumSHA256=checksum, ContentType="application/json")
+                                   ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum,
+                                   ContentType="application/json")
 
     def _discard(self, name: str, findings: Sequence[Finding]) -> None:
         """Delete objects that failed verification (never marked complete, so never a bag)."""
@@ -312,7 +313,7 @@ class _Multipart:
         with self.target._errors(f"uploading part {number} of {self.key}"):
             reply = self.target.client.upload_part(
                 Bucket=self.target.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number,
-                Body=block, ChecksumSHA256=checksum)
+                Body=block, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum)
         self.parts.append({"ETag": reply["ETag"], "PartNumber": number, "ChecksumSHA256": checksum})
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
