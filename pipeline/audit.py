@@ -42,7 +42,7 @@ from pipeline.errors import BagInvalidError, StrongroomError, UsageError
 from pipeline.findings import Finding
 from pipeline.fixity import SUPPORTED_ALGORITHMS, digest_file
 from pipeline.ledger import BagReference, CheckRecord, FileReference, RegisteredContent, utcnow
-from pipeline.premis import PremisEvent, strongroom_agent
+from pipeline.premis import Outcome, PremisEvent, strongroom_agent
 
 if TYPE_CHECKING:
     from pipeline.ledger import Ledger
@@ -58,6 +58,8 @@ CLASSES: dict[str, str] = {
 _MANIFEST = re.compile(r"^(tag)?manifest-([a-z0-9]+)\.txt$")
 _LINE = re.compile(r"^([0-9A-Fa-f]+)[ \t]+\*?(.+)$")
 
+#: The size recorded for a symbolic link or special file found where a file should be.
+NOT_REGULAR = -1
 #: path in bag -> (size, {algorithm: hexdigest}); the shape deposit targets' ``fixity`` returns.
 Fixity = dict[str, tuple[int, dict[str, str]]]
 
@@ -229,7 +231,7 @@ def check_local(bag: Path, reference: Mapping[str, FileReference], algorithms: S
     manifests = read_manifests(bag, [p for p in files if "/" not in p])
     findings = classify(reference, observed, manifests) + unreadable
     return LocationCheck(where, tuple(sorted(findings, key=_order)), observed,
-                         sum(size for size, _ in observed.values()))
+                         sum(max(size, 0) for size, _ in observed.values()))
 
 
 def check_remote(location: str, bag_name: str, reference: Mapping[str, FileReference],
@@ -248,7 +250,7 @@ def check_remote(location: str, bag_name: str, reference: Mapping[str, FileRefer
         return LocationCheck(location, (Finding(code=UNREADABLE, message=f"cannot read the copy: {exc}"),))
     findings = classify(reference, observed, None)
     return LocationCheck(location, tuple(sorted(findings, key=_order)), observed,
-                         sum(size for size, _ in observed.values()))
+                         sum(max(size, 0) for size, _ in observed.values()))
 
 
 def _digest_all(bag: Path, files: Mapping[str, os.stat_result], reference: Mapping[str, FileReference],
@@ -258,7 +260,7 @@ def _digest_all(bag: Path, files: Mapping[str, os.stat_result], reference: Mappi
     for path, st in sorted(files.items()):
         if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
             # Never follow a link out of the bag: a file turned into a link is a changed file.
-            observed[path] = (st.st_size, {a: "(not a regular file)" for a in algorithms})
+            observed[path] = (NOT_REGULAR, {})
             continue
         algs = sorted(set(algorithms) | set(reference[path].digests if path in reference else ()))
         try:
@@ -306,6 +308,9 @@ def _payload_finding(ref: FileReference, seen: tuple[int, dict[str, str]],
                      manifests: Mapping[str, dict[str, str] | None] | None) -> Finding:
     size, digests = seen
     expected, found = _fmt_ref(ref), _fmt_seen(seen)
+    if size == NOT_REGULAR:
+        return Finding(code=CHANGED, path=ref.path, expected=expected, found=found,
+                       message="no longer a regular file (a symbolic link or special file; not followed)")
     lines = {}
     for name, entries in (manifests or {}).items():
         if not name.startswith("tag") and entries is not None and ref.path in entries:
@@ -364,6 +369,8 @@ def _fmt_ref(ref: FileReference) -> str:
 
 
 def _fmt_seen(seen: tuple[int, Mapping[str, str]]) -> str:
+    if seen[0] == NOT_REGULAR:
+        return "not a regular file"
     return f"{seen[0]} bytes {_fmt(seen[1])}"
 
 
@@ -457,31 +464,43 @@ class AuditReport:
 
 def run_audit(ledger: Ledger, options: AuditOptions = AuditOptions(),
               on_bag: Callable[[BagAudit], None] | None = None) -> AuditReport:
-    """Claim due bags one at a time, check every copy, record each result as soon as it is known.
+    """Check every due bag, one claim at a time, recording each result as soon as it is known.
 
     Each bag's events are committed before the next bag is claimed, so a run killed midway loses
     nothing it finished; its claim on the bag it was checking lapses after ``lease_seconds``.
     """
     run_id = ledger.start_run(options.as_dict())
-    started = ledger.run_started_at(run_id)
-    cutoff = started if options.older_than is None else min(started, utcnow() - options.older_than)
-    report = AuditReport(run_id, ledger.url, started, options)
-    spent = 0
-    while options.limit is None or len(report.bags) < options.limit:
-        bag = ledger.claim_next(run_id, not_checked_since=cutoff, lease_seconds=options.lease_seconds)
-        if bag is None:
-            break
-        if options.max_bytes is not None and report.bags and spent + bag.total_bytes > options.max_bytes:
-            ledger.release_claim(bag.name, run_id)
-            break
+    report = AuditReport(run_id, ledger.url, ledger.run_started_at(run_id), options)
+    for bag in due_bags(ledger, run_id, options):
         result = audit_bag(ledger, run_id, bag, lease_seconds=options.lease_seconds)
         report.bags.append(result)
-        spent += max(result.bytes_read, bag.total_bytes)
         if on_bag is not None:
             on_bag(result)
     ledger.finish_run(run_id)
     report.finished_at = utcnow()
     return report
+
+
+def due_bags(ledger: Ledger, run_id: str, options: AuditOptions) -> Iterator[BagReference]:
+    """Claim the run's bags one by one, oldest check first, within its ``limit`` and ``max_bytes``.
+
+    A bag is due when it was not checked since the run began (or, with ``older_than``, within that
+    time) and no other live run holds it: several processes sharing one ledger split the work and
+    never check a bag twice in one round.  The byte budget counts every copy of a bag.
+    """
+    started = ledger.run_started_at(run_id)
+    cutoff = started if options.older_than is None else min(started, utcnow() - options.older_than)
+    count = spent = 0
+    while options.limit is None or count < options.limit:
+        bag = ledger.claim_next(run_id, not_checked_since=cutoff, lease_seconds=options.lease_seconds)
+        if bag is None:
+            return
+        cost = bag.total_bytes * max(1, len(bag.locations))
+        if options.max_bytes is not None and count and spent + cost > options.max_bytes:
+            ledger.release_claim(bag.name, run_id)
+            return
+        count, spent = count + 1, spent + cost
+        yield bag
 
 
 def audit_bag(ledger: Ledger, run_id: str, bag: BagReference, *, lease_seconds: float = 300.0) -> BagAudit:
@@ -529,10 +548,10 @@ def check_events(bag_name: str, run_id: str, check: LocationCheck,
     for f in check.findings:
         by_path.setdefault(f.path, []).append(f)
 
-    def event(path: str, outcome: str, outcome_detail: str, code: str | None) -> CheckRecord:
+    def event(path: str, outcome: Outcome, outcome_detail: str, code: str | None) -> CheckRecord:
         premis = PremisEvent(identifier=f"urn:uuid:{uuid.uuid4()}", event_type="fix", date_time=when,
                              detail=detail, outcome=outcome, outcome_detail=outcome_detail,
-                             object_ids=[path or bag_name], agent_ids=[agent])
+                             object_ids=(path or bag_name,), agent_ids=(agent,))
         return CheckRecord(premis, check.location, path or None, code)
 
     records = [event("", "fai", f"{f.code} {CLASSES[f.code]}: {f.message}", f.code) for f in by_path.pop("", [])]

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.errors import LedgerError, UsageError
 from pipeline.ledger_schema import AuditRunRow, BagRow, DigestRow, EventRow, FileRow, LocationRow
-from pipeline.premis import PremisEvent
+from pipeline.premis import PremisAgent, PremisEvent, PremisObject, render_premis, strongroom_agent
 
 #: Name of the SQLite ledger kept next to the bags when no URL is given.
 SQLITE_NAME = ".strongroom-ledger.sqlite"
@@ -237,6 +237,18 @@ class Ledger:
             bag = self._bag(s, bag_name)
             rows = s.scalars(sa.select(EventRow).where(EventRow.bag_id == bag.id).order_by(EventRow.id))
             return [_event_from_row(r) for r in rows]
+
+    def premis_xml(self, bag_name: str) -> bytes:
+        """The bag's whole PREMIS history as one PREMIS 3 document: its files, events and agents."""
+        events = self.events(bag_name)
+        objects = [PremisObject(identifier=f.path, size=f.size, digests=f.digests)
+                   for f in sorted(self.files(bag_name).values(), key=lambda f: f.path)]
+        agents = {a.identifier: a for a in [strongroom_agent()]}
+        for agent_id in (a for e in events for a in e.agent_ids if a not in agents):
+            # The ledger keeps agent identifiers only; "name/version" is how Strongroom writes them.
+            name, _, version = agent_id.partition("/")
+            agents[agent_id] = PremisAgent(identifier=agent_id, name=name or agent_id, version=version or None)
+        return render_premis(objects, events, list(agents.values()))
 
     def locations(self, bag_name: str) -> list[str]:
         """Every location recorded for the bag, in the order they were added."""
@@ -441,6 +453,8 @@ def _as_datetime(value: object) -> dt.datetime:
 
 
 def _event_from_row(row: EventRow) -> PremisEvent:
-    return PremisEvent(identifier=row.identifier, event_type=row.event_type, date_time=row.date_time,
-                       detail=row.detail, outcome=row.outcome, outcome_detail=row.outcome_detail,
-                       object_ids=tuple(json.loads(row.object_ids)), agent_ids=tuple(json.loads(row.agent_ids)))
+    # Validated on the way out too: a hand-edited ledger row cannot yield an impossible event.
+    return PremisEvent.model_validate({
+        "identifier": row.identifier, "event_type": row.event_type, "date_time": row.date_time,
+        "detail": row.detail or None, "outcome": row.outcome, "outcome_detail": row.outcome_detail or None,
+        "object_ids": tuple(json.loads(row.object_ids)), "agent_ids": tuple(json.loads(row.agent_ids))})

@@ -1,10 +1,179 @@
-"""CLI commands: placeholder module, filled in by the work on this command group."""
+"""CLI commands ``register``, ``audit``, ``events`` (no Prefect) and ``serve`` (Prefect deployments).
+
+``strongroom audit`` runs the audit library directly, in this process: an audit must work from
+plain cron on a machine with no Prefect server, and it must not pay Prefect's start-up cost.  The
+audit *flow* (``flows/audit.py``) wraps the same library for scheduled runs, adding the table
+artifact and the ``strongroom.audit.damage`` event; ``strongroom serve`` schedules that flow.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import sys
+from pathlib import Path
 from typing import Any
+
+from pipeline.errors import UsageError
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+_SIZE_FACTOR = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
 def register(sub: "argparse._SubParsersAction[Any]") -> None:
-    """Add this module's commands to the ``strongroom`` parser (none yet)."""
+    """Add ``register``, ``audit``, ``events`` and ``serve``."""
+    r = sub.add_parser("register", help="record existing bags in the fixity ledger (their manifests "
+                                         "become the reference)")
+    r.add_argument("bag_paths", nargs="+", type=Path, metavar="BAG")
+    _ledger_options(r)
+    r.set_defaults(handler=run_register)
+
+    a = sub.add_parser("audit", help="re-check the fixity of registered bags against the ledger",
+                       description="Re-read every file of every copy of the bags due for a check, compare "
+                                   "with the ledger and the bags' manifests, record a PREMIS fixity event "
+                                   "per file. Exit 0 when all intact, 1 on damage, 2 on usage errors.")
+    _ledger_options(a)
+    _audit_scope_options(a)
+    a.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                   help="write the report as JSON to FILE (or to standard output instead of the text)")
+    a.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report")
+    a.set_defaults(handler=run_audit_command)
+
+    e = sub.add_parser("events", help="export a bag's full PREMIS history (XML) from the ledger")
+    e.add_argument("bag", metavar="BAG", help="bag name (e.g. icg-peru-1986.v1) or bag directory")
+    e.add_argument("--output", "-o", type=Path, metavar="FILE", help="write to FILE instead of standard output")
+    _ledger_options(e)
+    e.set_defaults(handler=run_events)
+
+    s = sub.add_parser("serve", help="run scheduled ingest and audit deployments (Prefect) until stopped")
+    s.add_argument("--records", dest="records_dir", type=Path, default=Path("records"), metavar="DIR")
+    _ledger_options(s)
+    s.add_argument("--ingest-cron", default="*/15 * * * *", metavar="CRON",
+                   help="when to ingest new or changed records (default: every 15 minutes)")
+    s.add_argument("--audit-cron", default="0 2 * * *", metavar="CRON",
+                   help="when to run the rolling audit (default: 02:00 every night)")
+    _audit_scope_options(s, default_older_than="90d")
+    s.add_argument("--timezone", default="UTC", help="time zone of the cron schedules (default: UTC)")
+    s.set_defaults(handler=run_serve)
+
+
+def _ledger_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bags", type=Path, default=Path("bags"), metavar="DIR",
+                        help="bags directory; its SQLite ledger is the default (default: bags)")
+    parser.add_argument("--ledger", metavar="URL", default=None,
+                        help="ledger database URL (default: $STRONGROOM_LEDGER, else SQLite in --bags)")
+
+
+def _audit_scope_options(parser: argparse.ArgumentParser, *, default_older_than: str | None = None) -> None:
+    parser.add_argument("--older-than", default=default_older_than, metavar="AGE",
+                        help="only bags not checked within AGE (e.g. 90d, 12h), oldest first")
+    parser.add_argument("--limit", type=int, metavar="N", help="check at most N bags in this run")
+    parser.add_argument("--max-bytes", metavar="SIZE", help="stop once SIZE bytes are due (e.g. 500G)")
+    parser.add_argument("--lease", type=float, default=300.0, metavar="SECONDS",
+                        help="how long a bag stays claimed by a process that died checking it (default 300)")
+
+
+def parse_size(text: str) -> int:
+    """``1048576``, ``500M``, ``2G``, ``1TiB`` as a number of bytes; UsageError otherwise."""
+    m = _SIZE.match(text)
+    if m is None:
+        raise UsageError(f"'{text}': not a size (use bytes or a K, M, G or T suffix, e.g. 500G)")
+    return int(m.group(1)) * _SIZE_FACTOR[m.group(2).lower()]
+
+
+def audit_options(args: argparse.Namespace) -> Any:
+    """The :class:`~pipeline.audit.AuditOptions` the scope options ask for (UsageError if invalid)."""
+    from pipeline.audit import AuditOptions, parse_duration
+
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    if args.lease <= 0:
+        raise UsageError("--lease must be positive")
+    return AuditOptions(older_than=parse_duration(args.older_than) if args.older_than else None,
+                        limit=args.limit, max_bytes=parse_size(args.max_bytes) if args.max_bytes else None,
+                        lease_seconds=args.lease)
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from pipeline.ledger import Ledger
+
+    return Ledger.open(args.ledger, bags_dir=args.bags)
+
+
+def run_register(args: argparse.Namespace) -> int:
+    """Register each bag (origin ``register``) and print one line per bag."""
+    for bag in args.bag_paths:
+        if not bag.is_dir():
+            raise UsageError(f"{bag}: no such bag directory")
+    with _open(args) as ledger:
+        for bag in args.bag_paths:
+            name = ledger.register_bag(bag, origin="register")
+            ref = ledger.bag(name)
+            print(f"registered {name}: {ref.file_count} files, {ref.total_bytes:,} bytes, "
+                  f"reference digests ({', '.join(ref.algorithms)}) from {ref.origin}")
+    return 0
+
+
+def run_audit_command(args: argparse.Namespace) -> int:
+    """Run one audit, print the report, write JSON/HTML when asked; 1 when damage was found."""
+    from pipeline import audit_report
+    from pipeline.audit import run_audit
+
+    options = audit_options(args)
+    if args.html is not None and not args.html.parent.is_dir():
+        raise UsageError(f"{args.html}: directory {args.html.parent} does not exist")
+    with _open(args) as ledger:
+        report = run_audit(ledger, options)
+        unregistered = _unregistered(args.bags, ledger) if args.ledger is None else []
+    if args.json == "-":
+        sys.stdout.write(audit_report.to_json_text(report))
+    else:
+        sys.stdout.write(audit_report.to_text(report))
+        if args.json:
+            Path(args.json).write_text(audit_report.to_json_text(report), encoding="utf-8")
+    if args.html is not None:
+        args.html.write_text(audit_report.to_html(report), encoding="utf-8")
+    if unregistered:
+        print(f"note: {len(unregistered)} bag(s) in {args.bags} are not in the ledger and were not audited "
+              f"(strongroom register): {', '.join(unregistered[:5])}{' ...' if len(unregistered) > 5 else ''}",
+              file=sys.stderr)
+    return int(report.exit_code)
+
+
+def _unregistered(bags_dir: Path, ledger: Any) -> list[str]:
+    """Bag directories (``<id>.v<N>``) in the bags directory that the ledger does not know."""
+    if not bags_dir.is_dir():
+        return []
+    known = {b.name for b in ledger.bags()}
+    return sorted(p.name for p in bags_dir.iterdir()
+                  if p.is_dir() and re.search(r"\.v[1-9][0-9]*$", p.name) and p.name not in known)
+
+
+def run_events(args: argparse.Namespace) -> int:
+    """Write the bag's PREMIS history as XML."""
+    name = Path(args.bag).name if os.sep in args.bag or Path(args.bag).is_dir() else args.bag
+    with _open(args) as ledger:
+        xml = ledger.premis_xml(name)
+    if args.output is not None:
+        args.output.write_bytes(xml)
+    else:
+        sys.stdout.buffer.write(xml)
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Start the scheduled deployments and serve them until interrupted."""
+    options = audit_options(args)  # bad options are a usage error before Prefect starts
+    from pipeline.ledger import resolve_url
+
+    resolve_url(args.ledger, args.bags)  # a missing bags directory fails here, in one line
+    if not args.records_dir.is_dir():
+        raise UsageError(f"{args.records_dir}: no such records directory")
+    from flows.serve import ServeOptions, serve
+
+    serve(ServeOptions(records_dir=args.records_dir, bags_dir=args.bags, ledger_url=args.ledger,
+                       ingest_cron=args.ingest_cron, audit_cron=args.audit_cron, timezone=args.timezone,
+                       audit=options))
+    print("strongroom serve: stopped")
+    return 0

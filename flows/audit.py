@@ -1,0 +1,81 @@
+"""The audit flow: one Prefect task per bag, a table artifact per run, an event and a failed run on damage.
+
+The archival work is :mod:`pipeline.audit`; this module only sequences it.  Bags are claimed one
+at a time through the ledger (so several flow runs, on several machines, share the work), each is
+checked in its own task, and the run ends with
+
+* a table artifact under the key ``strongroom-audit`` (one row per damaged file and a summary
+  row; Prefect keeps every run's table under that key, which is the audit history),
+* on damage, the Prefect event ``strongroom.audit.damage`` (attach an automation to notify a
+  curator) and a *failed* flow run, so damage is impossible to miss in the UI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flows.settings import apply_defaults
+
+apply_defaults()
+
+from prefect import flow, task  # noqa: E402 - settings must be in the environment first
+from prefect.artifacts import create_table_artifact  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect.events import emit_event  # noqa: E402
+from prefect.states import Completed, Failed, State  # noqa: E402
+
+from pipeline import audit_report  # noqa: E402
+from pipeline.audit import AuditOptions, AuditReport, BagAudit, audit_bag, due_bags, parse_duration  # noqa: E402
+from pipeline.ledger import BagReference, Ledger, utcnow  # noqa: E402
+
+ARTIFACT_KEY = "strongroom-audit"
+DAMAGE_EVENT = "strongroom.audit.damage"
+
+
+@task(name="audit-bag", task_run_name="audit {bag.name}", cache_policy=NO_CACHE)
+def audit_bag_task(ledger: Ledger, run_id: str, bag: BagReference, lease_seconds: float) -> BagAudit:
+    """Check every copy of one claimed bag; its events are in the ledger when the task ends."""
+    return audit_bag(ledger, run_id, bag, lease_seconds=lease_seconds)
+
+
+@flow(name="strongroom-audit", log_prints=False)
+def audit_flow(bags_dir: str = "bags", ledger_url: str | None = None, older_than: str | None = "90d",
+               limit: int | None = None, max_bytes: int | None = None,
+               lease_seconds: float = 300.0) -> State[Any]:
+    """Audit the bags due for a check; fail the run (after reporting) when any bag is damaged.
+
+    ``ledger_url`` defaults to ``$STRONGROOM_LEDGER``, then to the SQLite ledger in ``bags_dir``;
+    keep a URL with a password out of flow parameters (Prefect shows them) and use the variable.
+    """
+    from pathlib import Path
+
+    options = AuditOptions(older_than=parse_duration(older_than) if older_than else None,
+                           limit=limit, max_bytes=max_bytes, lease_seconds=lease_seconds)
+    with Ledger.open(ledger_url, bags_dir=Path(bags_dir)) as ledger:
+        run_id = ledger.start_run(options.as_dict())
+        report = AuditReport(run_id, ledger.url, ledger.run_started_at(run_id), options)
+        for bag in due_bags(ledger, run_id, options):
+            report.bags.append(audit_bag_task(ledger, run_id, bag, lease_seconds))
+        ledger.finish_run(run_id)
+    report.finished_at = utcnow()
+    return _conclude(report)
+
+
+def _conclude(report: AuditReport) -> State[Any]:
+    """Publish the artifact; on damage emit the event and return a Failed state carrying the report."""
+    result = audit_report.as_json(report)
+    create_table_artifact(key=ARTIFACT_KEY, table=audit_report.artifact_rows(report),
+                          description=audit_report.summary_line(report))
+    if not report.damaged:
+        return Completed(message=audit_report.summary_line(report), data=result)
+    emit_event(
+        event=DAMAGE_EVENT,
+        resource={"prefect.resource.id": f"strongroom.audit.{report.run_id}",
+                  "prefect.resource.name": "Strongroom fixity audit"},
+        payload={"run_id": report.run_id, "summary": result["summary"],
+                 "damaged": [{"bag": b.name, "findings": [f"{f.code} {f.path}" for c in b.checks
+                                                          for f in c.findings]} for b in report.damaged],
+                 "at": dt.datetime.now(dt.timezone.utc).isoformat()},
+    )
+    return Failed(message=audit_report.summary_line(report), data=result)
