@@ -258,6 +258,9 @@ def safe_xml_parser() -> etree.XMLParser:
 
 def parse_xml(data: bytes, what: str) -> etree._Element:
     """Parse untrusted XML safely; any DOCTYPE is refused outright (entity attacks live there)."""
+    # Refused before libxml2 sees it; the parser settings below are the second line of defence.
+    if any("<!DOCTYPE".encode(enc) in data for enc in ("utf-8", "utf-16-le", "utf-16-be")):
+        raise MetadataError(f"{what}: DOCTYPE and entity declarations are not allowed")
     try:
         root = etree.fromstring(data, safe_xml_parser())
     except etree.XMLSyntaxError as exc:
