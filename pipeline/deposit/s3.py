@@ -260,8 +260,12 @@ class S3Target(Target):
     def client(self) -> Any:
         """The boto3 client, made on first use (credentials from boto3's usual chain)."""
         if self._client is None:
-            config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=10,
-                            read_timeout=60, s3={"addressing_style": "path"} if self.endpoint else None)
+            # botocore retries a request once more itself; deposit_bag retries whole deposits (with
+            # backoff) on top.  Response checksums are not validated by botocore: every object is
+            # re-hashed here and compared with the bag's manifests, which turns damage into findings.
+            config = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=10,
+                            read_timeout=60, s3={"addressing_style": "path"} if self.endpoint else None,
+                            response_checksum_validation="when_required")
             self._client = boto3.session.Session().client(
                 "s3", endpoint_url=self.endpoint, region_name=self.region, config=config)
         return self._client
