@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -35,8 +36,26 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import ocfl
-from ocfl.validator import Validator
+
+def _import_ocfl() -> None:
+    """Import ocfl-py without its side effect on logging.
+
+    ocfl-py imports ``pairtree``, whose modules call ``logging.basicConfig(level=INFO)`` on import:
+    that would turn on INFO output of every library in the process (Prefect's HTTP client, ocfl-py's
+    per-object chatter) on the user's terminal.  The root logger is put back as it was.
+    """
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    import ocfl  # noqa: F401
+    import ocfl.validator  # noqa: F401
+
+    root.setLevel(level)
+    root.handlers[:] = handlers
+
+
+_import_ocfl()
+import ocfl  # noqa: E402 - already imported above, bound here for use and for the type checker
+from ocfl.validator import Validator  # noqa: E402
 
 from pipeline import SOFTWARE_NAME, __version__
 from pipeline.bag.names import unsafe_reason

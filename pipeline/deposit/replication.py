@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pipeline.deposit import open_target
 from pipeline.bag.tagfiles import manifest_algorithms
@@ -123,3 +123,37 @@ def _event(name: str, location: str, *, outcome: Literal["suc", "fai"], detail: 
                        date_time=dt.datetime.now(dt.timezone.utc),
                        detail=f"Deposit of bag {name} to {location}", outcome=outcome, outcome_detail=detail,
                        object_ids=(name,), agent_ids=(strongroom_agent().identifier,))
+
+
+def deposit_row(bag: Path, url: str, *, ledger_url: str | None = None, use_ledger: bool = True,
+                retry: RetryPolicy = RetryPolicy()) -> dict[str, object]:
+    """Deposit one bag and return a JSON-ready row; a failure is a row too, never an exception.
+
+    This is the unit of work of ``strongroom deposit`` and of the deposit flow's tasks: one bad bag
+    does not stop the others.  The ledger (``ledger_url``, else ``$STRONGROOM_LEDGER``, else SQLite
+    beside the bag) is opened for this bag only, so tasks in threads or processes share nothing.
+    """
+    from pipeline.errors import StrongroomError
+
+    row: dict[str, object] = {"bag": bag.name, "target": url, "outcome": "failed", "location": None,
+                              "files": 0, "bytes": 0, "verified": False, "detail": "", "error": None}
+    ledger = None
+    try:
+        if use_ledger:
+            from pipeline.ledger import Ledger
+
+            ledger = Ledger.open(ledger_url, bags_dir=bag.resolve().parent)
+        result = deposit_bag(bag, url, ledger=ledger, retry=retry)
+        row.update(result.model_dump(exclude={"bag"}))
+    except StrongroomError as exc:
+        row["error"] = str(exc)
+    finally:
+        if ledger is not None:
+            ledger.close()
+    return row
+
+
+def summarise(rows: list[dict[str, object]]) -> dict[str, Any]:
+    """The report of a deposit run: rows in bag order, counts per outcome, the process exit code."""
+    counts = {k: sum(1 for r in rows if r["outcome"] == k) for k in ("deposited", "unchanged", "failed")}
+    return {"bags": rows, **counts, "exit_code": 1 if counts["failed"] else 0}
