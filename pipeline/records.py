@@ -10,6 +10,7 @@ and the YAML line where one is known.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -101,10 +102,27 @@ def parse_record(text: str, *, path: Path = Path("<record>")) -> Record:
         raise RecordError(path, _problems(exc, node)) from None
 
 
+class _RecordDumper(yaml.SafeDumper):
+    """SafeDumper that double-quotes (and so escapes) strings a plain style would alter."""
+
+
+# NEL, LS, PS and CR are YAML line breaks and control characters are not printable: written
+# raw they are folded or refused on reading, so such strings are escaped in double quotes.
+_NEEDS_ESCAPES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\r]")
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    style = '"' if _NEEDS_ESCAPES.search(data) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_RecordDumper.add_representer(str, _represent_str)
+
+
 def dump_record(record: Record) -> str:
     """The record as YAML text that :func:`load_record` reads back to an equal record."""
     data = _simplify(record.model_dump(mode="json", exclude_defaults=True))
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+    return yaml.dump(data, Dumper=_RecordDumper, sort_keys=False, allow_unicode=True, width=100)
 
 
 def _simplify(value: Any) -> Any:

@@ -139,7 +139,7 @@ def records(draw: st.DrawFn) -> Record:
     return Record.model_validate(data)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records())
 def test_record_yaml_record_round_trip(record: Record) -> None:
     assert parse_record(dump_record(record)) == record
