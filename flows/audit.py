@@ -23,7 +23,8 @@ from prefect import flow, task  # noqa: E402 - settings must be in the environme
 from prefect.artifacts import create_table_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.events import emit_event  # noqa: E402
-from prefect.states import Completed, Failed, State  # noqa: E402
+from prefect import State  # noqa: E402
+from prefect.states import Completed, Failed  # noqa: E402
 
 from pipeline import audit_report  # noqa: E402
 from pipeline.audit import AuditOptions, AuditReport, BagAudit, audit_bag, due_bags, parse_duration  # noqa: E402

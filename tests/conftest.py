@@ -199,3 +199,34 @@ def make_bag(tmp_path: Path) -> object:
         return bag_directory(source, bags_dir / f"{record_id}.v{version}", info=info, verifiers=[]).path
 
     return make
+
+
+# --- fixity ledger and audit (pipeline/ledger.py, pipeline/audit.py) ---
+
+@pytest.fixture
+def fresh_pg_url(pg_url: str) -> Iterator[str]:
+    """An empty PostgreSQL schema of its own for one test (ledgers must not see each other's bags).
+
+    A schema (chosen through ``search_path`` in the URL) is made and dropped in milliseconds, where
+    a database per test would cost a checkpoint each.
+    """
+    import sqlalchemy as sa
+
+    schema = f"ledger_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{pg_url}?options=-csearch_path%3D{schema}"
+    finally:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh ledger URL: SQLite in tmp_path, or a new database on the real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    return str(request.getfixturevalue("fresh_pg_url"))

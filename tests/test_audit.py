@@ -1,0 +1,179 @@
+"""Audit runs: evidence in the ledger, rolling scope, reports, the CLI as a user runs it, other copies."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from pipeline.audit import AuditOptions, parse_duration, run_audit
+from pipeline.audit_report import artifact_rows, to_html
+from pipeline.errors import UsageError
+from pipeline.ledger import Ledger
+
+MakeBag = Callable[..., Path]
+RunCli = Callable[..., "object"]
+SAFE = etree.XMLParser(resolve_entities=False, no_network=True)
+PREMIS = "{http://www.loc.gov/premis/v3}"
+
+
+@pytest.fixture
+def bags(tmp_path: Path, make_bag: MakeBag) -> Path:
+    """Four small bags, registered in the SQLite ledger of their bags directory."""
+    for i in range(4):
+        make_bag(f"rec{i}", files={"text.txt": f"bag {i}\n".encode() * (i + 1), "b/c.bin": bytes([i]) * 100})
+    bags_dir = tmp_path / "bags"
+    with Ledger.open(bags_dir=bags_dir) as ledger:
+        for i in range(4):
+            ledger.register_bag(bags_dir / f"rec{i}.v1", origin="ingest")
+    return bags_dir
+
+
+def _tree_state(root: Path) -> dict[str, tuple[int, int, str]]:
+    return {p.relative_to(root).as_posix(): (p.stat().st_mtime_ns, p.stat().st_size,
+                                             hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith(".strongroom-ledger")}
+
+
+def test_every_check_appends_fixity_events_with_expected_and_found_digests(bags: Path) -> None:
+    (bags / "rec1.v1/data/text.txt").write_bytes(b"tampered\n")
+    with Ledger.open(bags_dir=bags) as ledger:
+        report = run_audit(ledger)
+        files = ledger.files("rec1.v1")
+        fix = [e for e in ledger.events("rec1.v1") if e.event_type == "fix"]
+    assert len(fix) == len(files)  # one event per file, like APTrust
+    failed = [e for e in fix if e.outcome == "fai"]
+    assert [e.object_ids for e in failed] == [("data/text.txt",)]
+    detail = failed[0].outcome_detail or ""
+    assert "AUD004" in detail and files["data/text.txt"].digests["sha256"] in detail
+    assert hashlib.sha256(b"tampered\n").hexdigest() in detail
+    ok = next(e for e in fix if e.object_ids == ("data/b/c.bin",))
+    assert ok.outcome == "suc" and f"expected {files['data/b/c.bin'].digests['sha512']}" in (ok.outcome_detail or "")
+    assert all(e.agent_ids for e in fix) and report.run_id in (fix[0].detail or "")
+
+
+def test_the_audit_never_writes_into_a_bag(bags: Path) -> None:
+    (bags / "rec2.v1/data/extra.txt").write_text("an extra file")
+    before = _tree_state(bags)
+    with Ledger.open(bags_dir=bags) as ledger:
+        assert run_audit(ledger).exit_code == 1
+    assert _tree_state(bags) == before
+
+
+def test_older_than_audits_only_what_was_not_verified_within_that_time_oldest_first(bags: Path) -> None:
+    with Ledger.open(bags_dir=bags) as ledger:
+        first = run_audit(ledger, AuditOptions(limit=2))
+        assert len(first.bags) == 2
+        second = run_audit(ledger, AuditOptions(older_than=parse_duration("90d")))
+        # Only the two never checked are due; the oldest (never checked) come first.
+        assert {b.name for b in second.bags} == {f"rec{i}.v1" for i in range(4)} - {b.name for b in first.bags}
+        assert run_audit(ledger, AuditOptions(older_than=parse_duration("90d"))).bags == []
+        third = run_audit(ledger, AuditOptions(older_than=parse_duration("0s"), limit=1))
+        assert [b.name for b in third.bags] == [first.bags[0].name]  # checked longest ago
+
+
+def test_max_bytes_bounds_a_run_but_always_checks_one_bag(bags: Path) -> None:
+    with Ledger.open(bags_dir=bags) as ledger:
+        one = ledger.bag("rec0.v1").total_bytes
+        assert len(run_audit(ledger, AuditOptions(max_bytes=1)).bags) == 1
+        assert len(run_audit(ledger, AuditOptions(max_bytes=3 * one)).bags) in (2, 3)
+        runs = [run_audit(ledger, AuditOptions(older_than=parse_duration("1h"), max_bytes=2 * one))
+                for _ in range(4)]
+    # Over several bounded runs the whole collection is covered.
+    assert sum(len(r.bags) for r in runs) >= 1
+
+
+def test_json_html_and_artifact_rows_name_every_damaged_file(bags: Path) -> None:
+    (bags / "rec3.v1/data/b/c.bin").unlink()
+    with Ledger.open(bags_dir=bags) as ledger:
+        report = run_audit(ledger)
+    page = to_html(report)
+    assert "AUD002" in page and "data/b/c.bin" in page and "<script" not in page and "http" not in page.split(
+        "<body>")[1].replace(report.ledger, "")
+    rows = artifact_rows(report)
+    assert [(r["bag"], r["path"], r["code"]) for r in rows[:-1]] == [("rec3.v1", "data/b/c.bin", "AUD002")]
+    assert rows[-1]["bag"] == "(summary)" and "1 DAMAGED" in rows[-1]["message"]
+
+
+def test_cli_audit_exit_codes_and_reports(bags: Path, tmp_path: Path, cli: RunCli) -> None:
+    clean = cli("audit", "--bags", bags)
+    assert clean.returncode == 0, clean.stderr  # type: ignore[attr-defined]
+    assert "audited 4 bag(s)" in clean.stdout and "all intact" in clean.stdout  # type: ignore[attr-defined]
+    (bags / "rec0.v1/bag-info.txt").write_text("Contact-Name: someone\n")
+    damaged = cli("audit", "--bags", bags, "--json", tmp_path / "r.json", "--html", tmp_path / "r.html")
+    assert damaged.returncode == 1  # type: ignore[attr-defined]
+    assert "AUD005 changed manifest or tag file: bag-info.txt" in damaged.stdout  # type: ignore[attr-defined]
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["summary"]["bags_damaged"] == 1 and data["summary"]["findings"] == {"AUD005": 1}
+    assert "<html" in (tmp_path / "r.html").read_text()
+    on_stdout = cli("audit", "--bags", bags, "--json")
+    assert json.loads(on_stdout.stdout)["summary"]["bags_checked"] == 4  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--older-than", "ninety days"), "not a duration"),
+    (("--limit", "0"), "--limit must be at least 1"),
+    (("--max-bytes", "lots"), "not a size"),
+    (("--bags", "/nonexistent/bags"), "bags directory does not exist"),
+])
+def test_audit_usage_errors_are_one_line_and_exit_2(args: tuple[str, ...], message: str, bags: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.cli import main
+
+    assert main(["audit", "--bags", str(bags), *args]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("strongroom: error: ") and message in lines[0]
+
+
+def test_a_usage_error_from_the_installed_command_is_one_line(bags: Path, cli: RunCli) -> None:
+    result = cli("audit", "--bags", bags, "--older-than", "soon")
+    assert result.returncode == 2  # type: ignore[attr-defined]
+    assert result.stderr.strip().splitlines() == [  # type: ignore[attr-defined]
+        "strongroom: error: 'soon': not a duration (use a number and s, m, h, d or w, e.g. 90d)"]
+
+
+def test_cli_register_then_events_exports_the_premis_history(tmp_path: Path, cli: RunCli,
+                                                             make_bag: MakeBag) -> None:
+    bag = make_bag("foreign")
+    registered = cli("register", bag, "--bags", tmp_path / "bags")
+    assert registered.returncode == 0 and "from register" in registered.stdout  # type: ignore[attr-defined]
+    assert cli("audit", "--bags", tmp_path / "bags").returncode == 0  # type: ignore[attr-defined]
+    exported = cli("events", "foreign.v1", "--bags", tmp_path / "bags", "-o", tmp_path / "events.xml")
+    assert exported.returncode == 0, exported.stderr  # type: ignore[attr-defined]
+    root = etree.fromstring((tmp_path / "events.xml").read_bytes(), SAFE)
+    types = [e.findtext(f"{PREMIS}eventType") for e in root.iter(f"{PREMIS}event")]
+    assert types and set(types) == {"fixity check"}
+    missing = cli("events", "nope.v1", "--bags", tmp_path / "bags")
+    assert missing.returncode == 1 and "nope.v1: not registered" in missing.stderr  # type: ignore[attr-defined]
+
+
+def test_cli_register_refuses_what_is_not_a_bag(tmp_path: Path, cli: RunCli) -> None:
+    (tmp_path / "bags").mkdir()
+    result = cli("register", tmp_path / "absent", "--bags", tmp_path / "bags")
+    assert result.returncode == 2 and "no such bag directory" in result.stderr  # type: ignore[attr-defined]
+
+
+def test_parse_duration_rejects_nonsense() -> None:
+    assert parse_duration("90d").days == 90 and parse_duration("12h").total_seconds() == 43200
+    with pytest.raises(UsageError):
+        parse_duration("-3d")
+
+
+def test_a_deposited_copy_is_audited_where_it_lives(bags: Path, tmp_path: Path) -> None:
+    from pipeline.deposit import deposit_bag
+
+    store = tmp_path / "ocfl-root"
+    with Ledger.open(bags_dir=bags) as ledger:
+        result = deposit_bag(bags / "rec1.v1", f"ocfl://{store}", ledger=ledger)
+        assert result.location in ledger.locations("rec1.v1")
+        assert run_audit(ledger).exit_code == 0
+        held = next(p for p in store.rglob("c.bin") if p.is_file())
+        os.truncate(held, 5)
+        report = run_audit(ledger)
+    damaged = {(c.location, f.code, f.path) for b in report.bags for c in b.checks for f in c.findings}
+    assert damaged == {(result.location, "AUD004", "data/b/c.bin")}
