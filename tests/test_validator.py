@@ -4,11 +4,15 @@ second opinion - including the cases where bagit-python 1.9.0 is wrong (field gu
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import bagit
 import pytest
@@ -230,3 +234,94 @@ def test_bagit_python_fast_misses_tampered_bag_info() -> None:
     bag = bagit.Bag(str(FIXTURES / "TAG-DIGEST-MISMATCH_tampered-bag-info"))
     bag.validate(fast=True)  # passes: only Payload-Oxum is compared
     assert not validate_bag(FIXTURES / "TAG-DIGEST-MISMATCH_tampered-bag-info", depth="fast").valid
+
+
+# --- strongroom validate, run as a user runs it ------------------------------------------------
+
+def test_cli_exit_codes_and_lines(cli: Any) -> None:
+    ok = cli("validate", FIXTURES / "VALID_plain-1.0", FIXTURES / "SYSTEM-FILE_ds-store")
+    assert ok.returncode == 0, ok.stderr
+    assert "warning: SYSTEM-FILE data/.DS_Store" in ok.stdout
+    assert ok.stdout.count(": valid (full") == 2
+    bad = cli("validate", FIXTURES / "VALID_plain-1.0", FIXTURES / "OXUM-MISMATCH_wrong-count")
+    assert bad.returncode == 1 and "error: OXUM-MISMATCH bag-info.txt" in bad.stdout
+    assert "2 bag(s) validated: 1 valid, 1 invalid" in bad.stdout
+    usage = cli("validate", FIXTURES / "no-such-bag")
+    assert usage.returncode == 2 and usage.stderr.startswith("strongroom: error: ")
+    assert usage.stderr.count("\n") == 1
+
+
+def test_cli_fast_says_it_proves_nothing(cli: Any) -> None:
+    out = cli("validate", "--fast", FIXTURES / "PAYLOAD-DIGEST-MISMATCH_one-byte-flipped")
+    assert out.returncode == 0 and "proves nothing" in out.stdout
+    assert cli("validate", "--completeness", FIXTURES / "PAYLOAD-MISSING_deleted").returncode == 1
+
+
+def test_cli_json(cli: Any) -> None:
+    out = cli("validate", "--json", FIXTURES / "PAYLOAD-MISSING_deleted")
+    assert out.returncode == 1
+    [report] = json.loads(out.stdout)
+    assert report["valid"] is False and report["depth"] == "full"
+    assert any(f["code"] == "PAYLOAD-MISSING" and f["path"] == "data/hello.txt" and f["severity"] == "error"
+               for f in report["findings"])
+
+
+def test_cli_recursive_skips_staging_and_bag_payloads(tmp_path: Path, cli: Any) -> None:
+    """Every bag under a directory, not the bags inside a bag's payload, not .strongroom-staging."""
+    bags = tmp_path / "bags"
+    shutil.copytree(FIXTURES / "VALID_plain-1.0", bags / "a.v1")
+    shutil.copytree(FIXTURES / "VALID_v0.97-md5", bags / "nested" / "b.v1")
+    shutil.copytree(FIXTURES / "OXUM-MISMATCH_wrong-count", bags / ".strongroom-staging" / "c.v1")
+    shutil.copytree(FIXTURES / "VALID_plain-1.0", bags / "a.v1" / "data" / "inner-bag")
+    out = cli("validate", "--recursive", bags)
+    assert out.returncode == 1  # the copied inner bag makes a.v1's payload unlisted
+    summaries = [line for line in out.stdout.splitlines() if "payload file(s)" in line]
+    assert [s.split(":")[0] for s in summaries] == [str(bags / "a.v1"), str(bags / "nested" / "b.v1")]
+    assert cli("validate", "-r", bags / "nested").returncode == 0
+    assert cli("validate", "-r", tmp_path / "bags" / ".strongroom-staging" / "c.v1" / "data").returncode == 2
+
+
+def test_cli_profile(tmp_path: Path, cli: Any) -> None:
+    profile = Path(__file__).parent / "data" / "profiles" / "every-key-1.4.json"
+    out = cli("validate", "--profile", profile, FIXTURES / "VALID_plain-1.0")
+    assert out.returncode == 1 and "PROFILE-IDENTIFIER" in out.stdout
+    bad = cli("validate", "--profile", profile.with_name("bad-not-json.json"), FIXTURES / "VALID_plain-1.0")
+    assert bad.returncode == 2 and "bad-not-json.json: not JSON" in bad.stderr
+
+
+def test_validate_never_imports_prefect() -> None:
+    code = ("import sys; from pipeline.cli import main; "
+            f"rc = main(['validate', {str(FIXTURES / 'VALID_plain-1.0')!r}]); "
+            "assert rc == 0; assert not [m for m in sys.modules if m.startswith('prefect')], 'prefect imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.slow
+def test_100k_files_in_bounded_memory(tmp_path: Path) -> None:
+    """A 100,000-file bag validates fully in well under 150 MB (peak RSS of a fresh process)."""
+    import hashlib
+
+    bag = tmp_path / "big"
+    n = 100_000
+    lines = {"sha512": [], "sha256": []}  # type: dict[str, list[str]]
+    for i in range(n):
+        rel = f"data/{i // 1000:03d}/file-{i:06d}.txt"
+        content = f"{i}\n".encode()
+        path = bag / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        for alg in lines:
+            lines[alg].append(f"{hashlib.new(alg, content).hexdigest()}  {rel}\n")
+    (bag / "bagit.txt").write_text("BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")
+    for alg, entries in lines.items():
+        (bag / f"manifest-{alg}.txt").write_text("".join(entries))
+    del lines
+    code = ("import resource, sys; from pathlib import Path; from pipeline.bag.validator import validate_bag; "
+            f"r = validate_bag(Path({str(bag)!r})); "
+            "print(r.valid, r.payload_files, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    valid, files, peak_mb = done.stdout.split()
+    print(f"\n100,000-file bag: valid={valid}, peak RSS {peak_mb} MB")
+    assert valid == "True" and int(files) == n
+    assert int(peak_mb) < 150, f"peak RSS {peak_mb} MB"
