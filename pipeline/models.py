@@ -26,7 +26,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    StringConstraints,
     field_validator,
     model_validator,
 )
@@ -113,6 +112,12 @@ def _edtf_level1(value: str) -> bool:
     return False
 
 
+def _check_text(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("blank", "must not be empty or blank")
+    return value
+
+
 def _check_identifier(value: str) -> str:
     if not re.match(ID_PATTERN, value):
         raise PydanticCustomError(
@@ -172,7 +177,8 @@ def _text_to_lang(value: object) -> object:
 
 # -- field types --------------------------------------------------------------------------------
 
-Text = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
+Text = Annotated[str, AfterValidator(_check_text),
+                Field(json_schema_extra={"minLength": 1, "pattern": "\\S"})]
 LanguageTag = Annotated[str, AfterValidator(_check_language)]
 DateValue = Annotated[str, AfterValidator(check_date)]
 Uri = Annotated[str, AfterValidator(_check_uri)]
