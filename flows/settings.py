@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 _DEFAULTS = {
@@ -16,9 +17,17 @@ _DEFAULTS = {
 }
 
 
+_QUIET_SERVICES = ("EventsWorker", "APILogWorker", "ResultsWorker")
+
+
 def apply_defaults(*, verbose: bool = False) -> None:
     """Set Strongroom's Prefect defaults unless the user set them already."""
     for key, value in _DEFAULTS.items():
         if key == "PREFECT_LOGGING_LEVEL" and verbose:
             value = "INFO"
         os.environ.setdefault(key, value)
+    if not verbose:
+        # Prefect's background services log "Still processing items..." while they flush at exit;
+        # the run's outcome is already decided by then, so that is noise in a user's terminal.
+        for service in _QUIET_SERVICES:
+            logging.getLogger(service).setLevel(logging.ERROR)

@@ -33,7 +33,7 @@ from pipeline.bag.writer import (
     remove_stale_staging,
     write_bag,
 )
-from pipeline.errors import BagWriteError, PayloadError, StrongroomError
+from pipeline.errors import BagWriteError, FixityError, PayloadError, StrongroomError
 from pipeline.fixity import DEFAULT_ALGORITHMS, check_algorithms, digest_file
 from pipeline.premis import PremisAgent, PremisEvent, PremisObject, render_premis, strongroom_agent
 from pipeline.records import LoadedRecord, load_record
@@ -186,7 +186,15 @@ def _ingest(record_path: Path, bags_dir: Path, options: IngestOptions) -> Ingest
                                                                             notes, events)},
         progress=options.progress,
     )
-    written = write_bag(dest, payload, options_for_bag)
+    try:
+        bags_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BagWriteError(f"{bags_dir}: cannot create the bags directory: {exc.strerror}") from exc
+    try:
+        written = write_bag(dest, payload, options_for_bag)
+    except FixityError as exc:  # say which record and which of its payload files
+        rel = Path(exc.path).relative_to(loaded.root).as_posix()
+        raise FixityError(f"{loaded.path}: payload '{rel}'", exc.algorithm, exc.expected, exc.found) from exc
     return IngestResult(record_path, "bagged", record.id, written.path, len(written.payload),
                         written.octets, events=events)
 
@@ -259,8 +267,9 @@ def _premis(loaded: LoadedRecord, dest: Path, payload: Sequence[PayloadDigest], 
     """PREMIS 3 for the bag: its file objects and the events of this ingest (also kept for the ledger)."""
     agent = strongroom_agent()
     bagit_agent = _bagit_python_agent()
+    formats = {f"data/{spec.path}": spec.format for spec in loaded.record.payload}
     objects = [PremisObject(identifier=p.path, size=p.size, digests=dict(p.digests),
-                            original_name=p.path.removeprefix("data/"), format_name=None)
+                            original_name=p.path.removeprefix("data/"), format_name=formats.get(p.path))
                for p in payload]
     ids = [o.identifier for o in objects]
     algs = ", ".join(next(iter(payload)).digests) if payload else ""
