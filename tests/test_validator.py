@@ -168,6 +168,13 @@ def _retag(bag: Path) -> None:
         (bag / f"tagmanifest-{alg}.txt").write_text(lines, encoding="utf-8")
 
 
+def test_undecodable_tag_file_is_still_read() -> None:
+    """A bag-info.txt with one Latin-1 byte is reported, and every line of it is still checked."""
+    report = validate_bag(FIXTURES / "TAG-ENCODING-DECODE_latin1-bag-info")
+    assert ("Contact-Name", "Jos\ufffd") in report.bag_info
+    assert ("Payload-Oxum", "33.2") in report.bag_info
+
+
 def test_progress_reports_bytes_and_files() -> None:
     calls: list[tuple[int, int]] = []
     report = validate_bag(FIXTURES / "VALID_plain-1.0", progress=lambda b, f: calls.append((b, f)))

@@ -15,7 +15,7 @@ from typing import BinaryIO, cast
 from pipeline.bag.names import decode_path, unsafe_reason
 from pipeline.bag.validate_codes import Collector
 from pipeline.bag.validate_text import iter_tag_lines, open_nofollow
-from pipeline.bag.validate_tree import Item, Tree, is_system_file, nfc_key
+from pipeline.bag.validate_tree import Item, Tree, is_system_file, lookup_key, unicode_form
 from pipeline.fixity import SUPPORTED_ALGORITHMS, digest_stream
 
 Progress = Callable[[int, int], None]
@@ -110,7 +110,7 @@ def read_manifest(c: Collector, tree: Tree, found: Manifests, index: int, *, tag
         path, digest = parsed
         if not _belongs(c, rel, number, path, tag, found):
             continue
-        key = nfc_key(path)
+        key = lookup_key(table, path)
         item = table.get(key)
         if item is None:
             item = table[key] = Item(None)
@@ -151,7 +151,7 @@ def _record(c: Collector, rel: str, number: int, item: Item, key: str, path: str
               f"(line {number}): at most one can be right", expected=previous.hex(), found=digest.hex())
     else:
         c.add("MANIFEST-DUPLICATE-NORMALIZATION", path, f"listed twice in {rel} in different Unicode "
-              f"normal forms (line {number}); both name the file {first!r}",
+              f"normal forms ({unicode_form(first)} first, {unicode_form(path)} on line {number}); one file",
               severity="warning" if same else "error")
 
 
@@ -180,7 +180,7 @@ def read_fetch(c: Collector, tree: Tree, found: Manifests) -> None:
 
 def _fetch_entry(c: Collector, tree: Tree, found: Manifests, number: int, url: str, length: str,
                  path: str) -> None:
-    item = tree.payload.get(nfc_key(path))
+    item = tree.payload.get(lookup_key(tree.payload, path))
     if item is None or any(item.digest(i) is None for i in range(len(found.payload))):
         c.add("FETCH-NOT-IN-MANIFEST", path, f"fetch.txt line {number} names it, but it is not in every "
               "payload manifest")

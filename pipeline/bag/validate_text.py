@@ -123,31 +123,43 @@ def _check_encoding(c: Collector, value: str | None) -> None:
 def iter_tag_lines(c: Collector, rel: str) -> Iterator[tuple[int, str]]:
     """(line number, text without its line break) of a tag file, in the declared encoding.
 
-    Stops with a TAG-ENCODING-DECODE finding at the first undecodable line.  Streams the file.
+    Bytes that are not in the declared encoding give one TAG-ENCODING-DECODE finding; reading
+    then goes on with replacement characters so the rest of the file is still checked.
+    Streams the file.
     """
-    try:
-        fh = _open_text(c.bag / rel, c.encoding)
-    except OSError as exc:
-        c.add("UNREADABLE", rel, f"cannot be read: {exc.strerror or exc}")
-        return
-    with fh:
-        number = 0
+    done = 0
+    for errors in ("strict", "replace"):
         try:
-            for number, raw in enumerate(fh, start=1):
-                line = raw.rstrip("\r\n")
-                if number == 1 and line.startswith("\ufeff"):
-                    c.add("TAG-FILE-BOM", rel, "starts with a byte-order mark; ignored")
-                    line = line[1:]
-                yield number, line
-        except UnicodeDecodeError:
-            c.add("TAG-ENCODING-DECODE", rel,
-                  f"line {number + 1} is not valid {c.encoding} (the encoding bagit.txt declares)")
+            fh = _open_text(c.bag / rel, c.encoding, errors)
+        except OSError as exc:
+            c.add("UNREADABLE", rel, f"cannot be read: {exc.strerror or exc}")
+            return
+        with fh:
+            try:
+                for number, raw in enumerate(fh, start=1):
+                    if number <= done:
+                        continue  # already given before the decoding error
+                    done = number
+                    yield number, _strip(c, rel, number, raw)
+                return
+            except UnicodeDecodeError:
+                after = f" after line {done}" if done else ""
+                c.add("TAG-ENCODING-DECODE", rel, f"is not valid {c.encoding} (the encoding bagit.txt "
+                      f"declares){after}; read on with replacement characters")
 
 
-def _open_text(path: Path, encoding: str) -> TextIO:
+def _strip(c: Collector, rel: str, number: int, raw: str) -> str:
+    line = raw.rstrip("\r\n")
+    if number == 1 and line.startswith("\ufeff"):
+        c.add("TAG-FILE-BOM", rel, "starts with a byte-order mark; ignored")
+        line = line[1:]
+    return line
+
+
+def _open_text(path: Path, encoding: str, errors: str) -> TextIO:
     # newline="" keeps CR, LF and CRLF as written: BagIt allows all three as line ends.
     return io.TextIOWrapper(io.BufferedReader(open_nofollow(path)), encoding=encoding,
-                            errors="strict", newline="")
+                            errors=errors, newline="")
 
 
 def read_bag_info(c: Collector) -> BagInfo | None:

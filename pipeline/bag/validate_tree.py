@@ -102,13 +102,31 @@ def _visit(c: Collector, tree: Tree, entry: os.DirEntry[str], rel: str, stack: l
     elif stat.S_ISREG(mode):
         size = entry.stat(follow_symlinks=False).st_size
         if in_payload:
-            tree.payload[nfc_key(rel)] = Item(rel, size)
+            _index(tree.payload, rel, size)
             tree.payload_files += 1
             tree.payload_bytes += size
         elif rel != "data":
-            tree.tags[nfc_key(rel)] = Item(rel, size)
+            _index(tree.tags, rel, size)
     else:
         c.add("SPECIAL-FILE", rel, "is a device, FIFO or socket; a bag holds only files and directories")
+
+
+def _index(table: dict[str, Item], rel: str, size: int) -> None:
+    """Key a file by its NFC path; when two on-disk names share one NFC form (reported as a
+    collision), the name already in NFC keeps the NFC key and the other is keyed as written."""
+    key = nfc_key(rel)
+    existing = table.get(key)
+    if existing is not None and existing.disk is not None:
+        if rel == key:
+            table[existing.disk] = existing
+        else:
+            key = rel
+    table[key] = Item(rel, size)
+
+
+def lookup_key(table: dict[str, Item], path: str) -> str:
+    """The index key for a path read from a manifest: exact on-disk spelling first, then NFC."""
+    return path if path in table else nfc_key(path)
 
 
 def _report_link(c: Collector, tree: Tree, rel: str) -> None:
@@ -134,7 +152,8 @@ def _check_collisions(c: Collector, rel_dir: str, names: list[str]) -> None:
         form = nfc_key(name)
         if form in by_form:
             c.add("NAME-NORMALIZATION-COLLISION", where + name,
-                  f"and {where}{by_form[form]!r} are the same name in different Unicode forms; "
+                  f"({unicode_form(name)}) and {where}{by_form[form]} ({unicode_form(by_form[form])}) "
+                  "are the same name in different Unicode forms; "
                   "they collide on normalising filesystems (macOS) and in name comparisons")
         by_form.setdefault(form, name)
         folded = form.casefold()
@@ -143,6 +162,14 @@ def _check_collisions(c: Collector, rel_dir: str, names: list[str]) -> None:
                   f"and {where}{by_case[folded]} differ only by case; they collide on "
                   "case-insensitive filesystems (Windows, macOS)")
         by_case.setdefault(folded, name)
+
+
+def unicode_form(name: str) -> str:
+    """'NFC', 'NFD' (ASCII names are both: 'NFC') or 'mixed form', to tell look-alike names apart."""
+    for form in ("NFC", "NFD"):
+        if unicodedata.is_normalized(form, name):
+            return form
+    return "mixed form"
 
 
 def is_system_file(path: str) -> bool:
