@@ -332,3 +332,14 @@ def test_100k_files_in_bounded_memory(tmp_path: Path) -> None:
     print(f"\n100,000-file bag: valid={valid}, peak RSS {peak_mb} MB")
     assert valid == "True" and int(files) == n
     assert int(peak_mb) < 150, f"peak RSS {peak_mb} MB"
+
+
+def test_cli_escapes_control_characters_in_names(tmp_path: Path, cli: Any) -> None:
+    """A payload name with LF or ESC cannot break the one-line-per-finding output or the terminal."""
+    bag = _copy("VALID_plain-1.0", tmp_path)
+    (bag / "data" / "hello.txt").rename(bag / "data" / "evil\n\x1b[2Jname.txt")
+    out = cli("validate", bag)
+    assert out.returncode == 1 and "\x1b" not in out.stdout
+    lines = out.stdout.splitlines()
+    assert len(lines) == len(validate_bag(bag).findings) + 1
+    assert any("data/evil\\n\\x1b[2Jname.txt" in line for line in lines)

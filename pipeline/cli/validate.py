@@ -65,8 +65,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_report(report: ValidationReport) -> None:
     for f in report.findings:
-        print(f"{report.bag}: {f.severity}: {f.line()}")
-    print(report.summary_line())
+        print(printable(f"{report.bag}: {f.severity}: {f.line()}"))
+    print(printable(report.summary_line()))
+
+
+def printable(text: str) -> str:
+    """One terminal-safe line: control characters from file names (CR, LF, ESC...) escaped."""
+    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
 
 
 def _bags(paths: list[Path], *, recursive: bool) -> Iterator[Path]:
