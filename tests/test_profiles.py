@@ -250,3 +250,10 @@ def test_btr_profile_refuses(tmp_path: Path, change: str, code: str) -> None:
         _change_bag(bag, change)
     findings = check_profile(bag, shipped_profile(BTR_ID))  # type: ignore[arg-type]
     assert code in _codes(findings), [f.line() for f in findings]
+
+
+def test_every_profile_code_is_exercised() -> None:
+    from pipeline.bag.validate_codes import CODES
+
+    covered = {code for *_, code in CASES if code} | {"PROFILE-IDENTIFIER", "PROFILE-UNKNOWN"}
+    assert {c for c in CODES if c.startswith("PROFILE-")} == covered
