@@ -1,0 +1,105 @@
+"""The audit flow through real Prefect: artifact history, a failed run and an event on damage."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.ledger import Ledger
+
+MakeBag = Callable[..., Path]
+
+
+@pytest.fixture
+def registered(tmp_path: Path, make_bag: MakeBag) -> Path:
+    """Three registered bags in tmp_path/bags (SQLite ledger beside them)."""
+    for i in range(3):
+        make_bag(f"flow{i}", files={"text.txt": f"flow bag {i}\n".encode()})
+    bags = tmp_path / "bags"
+    with Ledger.open(bags_dir=bags) as ledger:
+        for i in range(3):
+            ledger.register_bag(bags / f"flow{i}.v1", origin="ingest")
+    return bags
+
+
+def _artifacts(key: str) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def read() -> list[Any]:
+        async with get_client() as client:
+            return list(await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))))
+
+    return asyncio.run(read())
+
+
+def _damage_events(run_id: str, timeout: float = 30) -> list[Any]:
+    """The strongroom.audit.damage events about this audit run (events arrive asynchronously)."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    async def read() -> list[Any]:
+        async with get_client() as client:
+            page = await client.read_events(
+                filter=EventFilter(event=EventNameFilter(name=["strongroom.audit.damage"])), limit=50)
+            return [e for e in page.events if e.payload.get("run_id") == run_id]
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = asyncio.run(read())
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+def test_a_clean_audit_completes_and_adds_a_summary_table_to_the_history(prefect_harness: None,
+                                                                         registered: Path) -> None:
+    from flows.audit import ARTIFACT_KEY, audit_flow
+
+    before = len(_artifacts(ARTIFACT_KEY))
+    state = audit_flow(bags_dir=str(registered), older_than=None, return_state=True)
+    assert state.is_completed(), state.message
+    assert state.result()["summary"]["bags_checked"] == 3
+    tables = _artifacts(ARTIFACT_KEY)
+    assert len(tables) == before + 1  # one more version under the same key: the audit history
+    newest = max(tables, key=lambda a: a.created)
+    assert "all intact" in (newest.description or "")
+
+
+def test_damage_fails_the_run_lists_each_damaged_file_and_emits_an_event(prefect_harness: None,
+                                                                        registered: Path) -> None:
+    import json
+
+    from flows.audit import ARTIFACT_KEY, audit_flow
+
+    (registered / "flow1.v1/data/text.txt").write_text("rot\n")
+    (registered / "flow2.v1/data/new.txt").write_text("intruder\n")
+    state = audit_flow(bags_dir=str(registered), older_than=None, return_state=True)
+    assert state.is_failed()
+    assert "2 DAMAGED" in (state.message or "")
+    newest = max(_artifacts(ARTIFACT_KEY), key=lambda a: a.created)
+    rows = newest.data if isinstance(newest.data, list) else json.loads(newest.data)
+    assert {(r["bag"], r["path"], r["code"]) for r in rows[:-1]} == {
+        ("flow1.v1", "data/text.txt", "AUD004"), ("flow2.v1", "data/new.txt", "AUD003")}
+    assert rows[-1]["bag"] == "(summary)"
+    with Ledger.open(bags_dir=registered) as ledger:  # the run's id is in the events it recorded
+        run_id = next(e.detail for e in ledger.events("flow1.v1") if e.event_type == "fix")
+    run = (run_id or "").split("audit run ")[1].split(")")[0]
+    events = _damage_events(run)
+    assert len(events) == 1
+    assert {d["bag"] for d in events[0].payload["damaged"]} == {"flow1.v1", "flow2.v1"}
+
+
+def test_a_rolling_flow_run_skips_what_was_verified_recently(prefect_harness: None, registered: Path) -> None:
+    from flows.audit import audit_flow
+
+    first = audit_flow(bags_dir=str(registered), older_than="90d", limit=2, return_state=True)
+    second = audit_flow(bags_dir=str(registered), older_than="90d", return_state=True)
+    assert first.result()["summary"]["bags_checked"] == 2
+    assert second.result()["summary"]["bags_checked"] == 1
