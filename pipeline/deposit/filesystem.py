@@ -60,7 +60,7 @@ class FilesystemTarget(Target):
                 self._copy(bag, staging)
                 findings = compare(tree_fixity(staging, algorithms_of(expected)), expected)
                 if findings:
-                    raise mismatch(self._location(name), findings, "the copy differs from the bag")
+                    raise mismatch(self._location(name), findings, "the copy does not match the bag's manifests")
                 os.rename(staging, dest)  # dest is known absent and we hold the name's lock
                 fsync_path(self.root)
             except BaseException:

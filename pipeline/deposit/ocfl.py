@@ -233,7 +233,7 @@ class OcflTarget(Target):
         _validate(built, check_digests=True)
         findings = compare(_version_fixity(built, _read_inventory(built), 1, algorithms_of(expected)), expected)
         if findings:
-            raise mismatch(self._location(name), findings, "the copy differs from the bag")
+            raise mismatch(self._location(name), findings, "the copy does not match the bag's manifests")
         objdir.parent.mkdir(parents=True, exist_ok=True)
         os.rename(built, objdir)  # absent, checked under the root's lock
         for parent in [objdir.parent, *objdir.parent.parents]:
@@ -265,7 +265,7 @@ class OcflTarget(Target):
                                 resolve=resolve)
         findings = compare(found, expected)
         if findings:
-            raise mismatch(self._location(name), findings, "the new version differs from the bag")
+            raise mismatch(self._location(name), findings, "the new version does not match the bag's manifests")
         os.rename(staging / vdir, objdir / vdir)
         fsync_path(objdir)
         _publish_root_inventory(objdir, vdir, staging)

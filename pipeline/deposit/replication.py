@@ -67,7 +67,7 @@ def deposit_bag(bag: Path, url: str, *, ledger: Ledger | None = None, retry: Ret
             expected = bag_expectations(bag)
             findings = target.verify(name, expected)
             if findings:
-                raise mismatch(result.location, findings, "the copy differs from the bag")
+                raise mismatch(result.location, findings, "the copy does not match the bag's manifests")
             result = result.model_copy(update={"verified": True})
     except DepositMismatchError as exc:
         if ledger is not None:

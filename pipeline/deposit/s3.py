@@ -97,7 +97,7 @@ class S3Target(Target):
         findings = compare(self._read_fixity(name, algorithms_of(expected)), expected)
         if findings:
             self._discard(name, findings)  # so the next run uploads them again
-            raise mismatch(self._location(name), findings, "the copy read back differs from the bag")
+            raise mismatch(self._location(name), findings, "the copy read back does not match the bag's manifests")
         self._write_marker(name, identifier, expected)
         files, octets = result_counts(expected)
         return DepositResult(bag=name, outcome="deposited", location=self._location(name), files=files,
