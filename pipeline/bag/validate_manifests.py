@@ -8,15 +8,18 @@ outside the bag, and unsafe paths are reported and dropped before lookup.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, cast
+from pathlib import Path
+from typing import cast
 
 from pipeline.bag.names import decode_path, unsafe_reason
 from pipeline.bag.validate_codes import Collector
-from pipeline.bag.validate_text import iter_tag_lines, open_nofollow
+from pipeline.bag.validate_text import iter_tag_lines
 from pipeline.bag.validate_tree import Item, Tree, is_system_file, lookup_key, unicode_form
-from pipeline.fixity import SUPPORTED_ALGORITHMS, digest_stream
+from pipeline.fixity import SUPPORTED_ALGORITHMS, digest_each
 
 Progress = Callable[[int, int], None]
 
@@ -254,30 +257,20 @@ def check_tag_completeness(c: Collector, tree: Tree, found: Manifests) -> None:
                 c.add("TAG-UNLISTED", key, f"is a tag file not listed in {', '.join(missing)}")
 
 
-class _Reporting:
-    """A file that tells ``progress`` how many bytes have been read so far, as they are read."""
-
-    def __init__(self, raw: BinaryIO, meter: _Meter) -> None:
-        self.raw, self.meter = raw, meter
-
-    def readinto(self, buffer: memoryview) -> int:
-        n = self.raw.readinto(buffer)  # type: ignore[attr-defined]
-        if n:
-            self.meter.advance(n)
-        return int(n or 0)
-
-
 @dataclass
 class _Meter:
     progress: Progress | None
     done_bytes: int = 0
     done_files: int = 0
+    # Bytes are counted from digest_each's reading threads, files from the caller's thread.
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def advance(self, octets: int, files: int = 0) -> None:
-        self.done_bytes += octets
-        self.done_files += files
-        if self.progress is not None:
-            self.progress(self.done_bytes, self.done_files)
+        with self.lock:
+            self.done_bytes += octets
+            self.done_files += files
+            if self.progress is not None:
+                self.progress(self.done_bytes, self.done_files)
 
 
 def verify_digests(c: Collector, table: dict[str, Item], manifests: list[tuple[str, str]], *,
@@ -285,23 +278,33 @@ def verify_digests(c: Collector, table: dict[str, Item], manifests: list[tuple[s
     """Read each listed file once, computing all its manifests' algorithms in that one read."""
     meter = _Meter(progress)
     code = "TAG-DIGEST-MISMATCH" if tag else "PAYLOAD-DIGEST-MISMATCH"
-    for key, item in table.items():
-        if item.disk is None or item.digests is None:
+    # digest_each hashes large files concurrently (results still in table order); the queue pairs
+    # each result with its item, and holds only the few files in flight.
+    queue: deque[tuple[Item, list[tuple[int, tuple[str, str]]]]] = deque()
+
+    def jobs() -> Iterator[tuple[Path, list[str]]]:
+        for item in table.values():
+            if item.disk is None or item.digests is None:
+                continue
+            wanted = [(i, manifests[i]) for i, d in enumerate(item.digests)
+                      if d is not None and manifests[i][1] in SUPPORTED_ALGORITHMS]
+            if wanted:
+                queue.append((item, wanted))
+                yield c.bag / item.disk, sorted({alg for _, (_, alg) in wanted})
+
+    for result in digest_each(jobs(), on_bytes=meter.advance):
+        item, wanted = queue.popleft()
+        if result.error is not None or result.digests is None:
+            c.add("UNREADABLE", cast(str, item.disk), f"cannot be read: {_why(result.error)}")
             continue
-        wanted = [(i, manifests[i]) for i, d in enumerate(item.digests)
-                  if d is not None and manifests[i][1] in SUPPORTED_ALGORITHMS]
-        if not wanted:
-            continue
-        algorithms = sorted({alg for _, (_, alg) in wanted})
-        try:
-            with open_nofollow(c.bag / item.disk) as raw:
-                _, got = digest_stream(cast(BinaryIO, _Reporting(cast(BinaryIO, raw), meter)), algorithms)
-        except OSError as exc:
-            c.add("UNREADABLE", item.disk, f"cannot be read: {exc.strerror or exc}")
-            continue
+        got, disk, stated = result.digests, cast(str, item.disk), cast(list[bytes | None], item.digests)
         meter.advance(0, 1)
         for i, (manifest, alg) in wanted:
-            expected = cast(bytes, item.digests[i]).hex()
+            expected = cast(bytes, stated[i]).hex()
             if got[alg] != expected:
-                c.add(code, item.disk, f"{alg} mismatch: {manifest} says {expected[:16]}…, the file has "
+                c.add(code, disk, f"{alg} mismatch: {manifest} says {expected[:16]}…, the file has "
                       f"{got[alg][:16]}…", expected=expected, found=got[alg])
+
+
+def _why(exc: OSError | None) -> str:
+    return str(exc.strerror or exc) if exc is not None else "unknown error"

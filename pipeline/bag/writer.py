@@ -38,7 +38,7 @@ from pipeline.bag.names import nfc, unsafe_reason
 from pipeline.bag.tagfiles import BAGIT_TXT, format_bag_info, format_manifest_line, manifest_name
 from pipeline.errors import BagInvalidError, BagWriteError, FixityError, PayloadError
 from pipeline.findings import Finding, errors
-from pipeline.fixity import DEFAULT_ALGORITHMS, check_algorithms, copy_file
+from pipeline.fixity import DEFAULT_ALGORITHMS, check_algorithms, copy_files
 
 STAGING_DIR = ".strongroom-staging"
 #: The profile Strongroom's ingest bags conform to (schemas/profiles/strongroom-1.0.json).
@@ -252,21 +252,32 @@ def _new_staging(dest: Path) -> Path:
 
 def _copy_payload(staging: Path, payload: Sequence[PayloadFile], algorithms: tuple[str, ...],
                   options: BagOptions) -> list[PayloadDigest]:
+    """Copy (and hash) every payload file; several copies in flight (see ``copy_files``)."""
     data = staging / "data"
     data.mkdir()
     measured: list[PayloadDigest] = []
     done_bytes = 0
-    for item in payload:
-        target = data.joinpath(*item.path.parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        size, digests = copy_file(item.source, target, algorithms)
-        bag_path = f"data/{item.path.as_posix()}"
-        _check_expected(item, bag_path, digests, options.expected.get(bag_path, {}))
-        measured.append(PayloadDigest(bag_path, size, digests, item.source))
-        done_bytes += size
-        if options.progress:
-            options.progress(done_bytes, len(measured))
+    copies = copy_files(((item.source, _target(data, item.path)) for item in payload), algorithms)
+    try:
+        for item, (_, _, size, digests) in zip(payload, copies):
+            bag_path = f"data/{item.path.as_posix()}"
+            _check_expected(item, bag_path, digests, options.expected.get(bag_path, {}))
+            measured.append(PayloadDigest(bag_path, size, digests, item.source))
+            done_bytes += size
+            if options.progress:
+                options.progress(done_bytes, len(measured))
+    finally:  # on a failure, copies still in flight end before the staging tree is removed
+        copies.close()
     return measured
+
+
+def _target(data: Path, path: PurePosixPath) -> Path:
+    """Where a payload file goes in staging; its directory is created once, before the copy."""
+    target = data.joinpath(*path.parts)
+    parent = target.parent
+    if parent != data and not parent.is_dir():
+        parent.mkdir(parents=True, exist_ok=True)
+    return target
 
 
 def _check_expected(item: PayloadFile, bag_path: str, digests: Mapping[str, str],
