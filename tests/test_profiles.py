@@ -257,3 +257,16 @@ def test_every_profile_code_is_exercised() -> None:
 
     covered = {code for *_, code in CASES if code} | {"PROFILE-IDENTIFIER", "PROFILE-UNKNOWN"}
     assert {c for c in CODES if c.startswith("PROFILE-")} == covered
+
+
+def test_profile_check_never_walks_a_linked_data_dir(tmp_path: Path) -> None:
+    """data/ as a link to a directory outside: the profile check does not look inside it."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "forbidden.exe").write_bytes(b"MZ")
+    bag = _bag(tmp_path, f"BagIt-Profile-Identifier: {EVERY_KEY_ID}")
+    shutil.rmtree(bag / "data")
+    (bag / "data").symlink_to(outside)
+    findings = check_profile(bag, _profile(tmp_path, Payload_Files_Allowed=["data/*.txt"],
+                                           Payload_Files_Required=[]))
+    assert not any("forbidden" in f.path for f in findings)

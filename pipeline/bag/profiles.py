@@ -16,6 +16,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -154,9 +155,8 @@ def check_profile(bag: Path, profile: Profile) -> list[Finding]:
     names = _root_names(bag)
     _check_manifests(out, profile, names)
     _check_fetch(out, profile, names)
-    tag_files, payload = _files(bag)
-    _check_tag_files(out, profile, tag_files)
-    _check_payload(out, profile, payload)
+    _check_tag_files(out, profile, _tag_files(bag))
+    _check_payload(out, profile, bag)
     return out.findings
 
 
@@ -231,21 +231,23 @@ def _check_fetch(out: Collector, p: Profile, names: list[str]) -> None:
         out.add("PROFILE-FETCH-REQUIRED", "fetch.txt", f"is absent; {p.identifier} requires it")
 
 
-def _files(bag: Path) -> tuple[list[str], list[tuple[str, int]]]:
-    """Tag files (bag paths) and payload files (bag path, size), walking without following links."""
-    tags: list[str] = []
-    payload: list[tuple[str, int]] = []
+def _tag_files(bag: Path) -> list[str]:
+    """Bag paths of the files outside data/ (few), without following links."""
+    return [rel for rel, _ in _walk(bag, skip_payload=True)]
+
+
+def _walk(bag: Path, *, skip_payload: bool = False) -> Iterator[tuple[str, int]]:
+    """(bag path, size) of every file, streamed in name order; links are listed, not followed."""
+    if bag.is_symlink() or not bag.is_dir():  # os.walk would follow a link given as its top
+        return
     for root, dirs, files in os.walk(bag):
         dirs.sort()
         rel_root = Path(root).relative_to(bag).as_posix()
+        if skip_payload and rel_root == ".":
+            dirs[:] = [d for d in dirs if d != "data"]
         prefix = "" if rel_root == "." else f"{rel_root}/"
         for name in sorted(files):
-            rel = prefix + name
-            if rel.startswith("data/"):
-                payload.append((rel, os.lstat(os.path.join(root, name)).st_size))
-            else:
-                tags.append(rel)
-    return tags, payload
+            yield prefix + name, os.lstat(os.path.join(root, name)).st_size
 
 
 def _matches(path: str, patterns: list[str]) -> bool:
@@ -264,20 +266,20 @@ def _check_tag_files(out: Collector, p: Profile, tags: list[str]) -> None:
                     f"(allowed: {', '.join(p.tag_files_allowed) or 'none'})")
 
 
-def _check_payload(out: Collector, p: Profile, payload: list[tuple[str, int]]) -> None:
-    if p.data_empty and (len(payload) > 1 or any(size for _, size in payload)):
-        out.add("PROFILE-DATA-NOT-EMPTY", "data", f"holds {len(payload)} file(s); {p.identifier} "
-                "requires data/ to be empty or hold a single zero-byte file")
-    paths = [rel for rel, _ in payload]
-    for required in p.payload_files_required:
-        present = (any(rel.startswith(required) for rel in paths) if required.endswith("/")
-                   else required in paths)
-        if not present:
-            what = "a non-empty directory" if required.endswith("/") else "a file"
-            out.add("PROFILE-PAYLOAD-FILE-REQUIRED", required, f"is absent; {p.identifier} requires {what} here")
-    if p.payload_files_allowed is None:
-        return
-    for rel in paths:
-        if not _matches(rel, p.payload_files_allowed):
+def _check_payload(out: Collector, p: Profile, bag: Path) -> None:
+    """Data-Empty, Payload-Files-Required and -Allowed in one streamed walk of data/."""
+    files = non_empty = 0
+    missing = set(p.payload_files_required)
+    for rel, size in _walk(bag / "data"):
+        rel = f"data/{rel}"
+        files, non_empty = files + 1, non_empty + (size > 0)
+        missing = {m for m in missing if not (rel == m or (m.endswith("/") and rel.startswith(m)))}
+        if p.payload_files_allowed is not None and not _matches(rel, p.payload_files_allowed):
             out.add("PROFILE-PAYLOAD-FILE-NOT-ALLOWED", rel, f"{p.identifier} allows only payload "
                     f"matching {', '.join(p.payload_files_allowed) or 'nothing'}")
+    if p.data_empty and (files > 1 or non_empty):
+        out.add("PROFILE-DATA-NOT-EMPTY", "data", f"holds {files} file(s); {p.identifier} "
+                "requires data/ to be empty or hold a single zero-byte file")
+    for required in sorted(missing):
+        what = "a non-empty directory" if required.endswith("/") else "a file"
+        out.add("PROFILE-PAYLOAD-FILE-REQUIRED", required, f"is absent; {p.identifier} requires {what} here")
