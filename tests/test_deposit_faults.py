@@ -151,6 +151,18 @@ def test_a_connection_that_keeps_dropping_fails_retryably_leaves_no_bag_and_the_
     assert _open_uploads(moto_endpoint, s3_bucket) == []
 
 
+def test_an_unreachable_endpoint_is_retried_then_reported_as_retryable(make_bag: Any, moto_endpoint: str) -> None:
+    # (moto_endpoint only for its fake credentials: this deposit never reaches it)
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    waits: list[float] = []
+    with pytest.raises(RetryableDepositError, match="connection failed"):
+        deposit_bag(make_bag("rec"), f"s3://bucket?endpoint=http://127.0.0.1:{port}", retry=FAST,
+                    sleep=waits.append)
+    assert len(waits) == FAST.attempts - 1
+
+
 def test_a_refusal_is_not_retried(make_bag: Any, moto_endpoint: str) -> None:
     waits: list[float] = []
     with pytest.raises(DepositError) as caught:

@@ -37,7 +37,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError, ClientError, HTTPClientError, IncompleteReadError, NoCredentialsError, SSLError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from pipeline import SOFTWARE_NAME, __version__
 from pipeline.deposit.base import (
@@ -285,7 +288,9 @@ class S3Target(Target):
                 raise _NotFound(what) from exc
             cls = RetryableDepositError if code in _RETRYABLE_CODES else DepositError
             raise cls(f"{self.url}: {what}: {code} {error.get('Message', '')}".rstrip()) from exc
-        except (HTTPClientError, ConnectionError, TimeoutError) as exc:
+        except SSLError as exc:  # a certificate problem does not heal by waiting
+            raise DepositError(f"{self.url}: {what}: TLS failed: {exc}") from exc
+        except (HTTPClientError, BotoConnectionError, IncompleteReadError, ConnectionError, TimeoutError) as exc:
             raise RetryableDepositError(f"{self.url}: {what}: connection failed ({type(exc).__name__})") from exc
         except BotoCoreError as exc:
             raise DepositError(f"{self.url}: {what}: {exc}") from exc
