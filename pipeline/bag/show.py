@@ -7,8 +7,9 @@ from pathlib import Path
 from pipeline.bag.tagfiles import info_value, iter_manifest, manifest_algorithms, manifest_name, read_bag_info
 from pipeline.errors import StrongroomError
 
-_SHOWN_LABELS = ("Title", "Creator", "Date", "Language", "Provenance", "Rights", "External-Identifier",
-                 "Source-Organization", "Bagging-Date", "Bag-Software-Agent", "BagIt-Profile-Identifier")
+_SHOWN_LABELS = ("Title", "Creator", "Publisher", "Date-Issued", "Language", "Provenance-Chain", "Rights",
+                 "Rights-URI", "External-Identifier", "Source-Organization", "Bagging-Date",
+                 "Bag-Software-Agent", "BagIt-Profile-Identifier")
 _MAX_FILES = 10
 
 
@@ -49,4 +50,4 @@ def _payload_lines(bag: Path, oxum: str | None) -> list[str]:
 
 def _one_line(value: str) -> str:
     text = " ".join(value.split())
-    return text if len(text) <= 110 else text[:107] + "…"
+    return text if len(text) <= 160 else text[:157] + "…"
