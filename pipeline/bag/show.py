@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from pipeline.bag.tagfiles import info_value, iter_manifest, manifest_algorithms, manifest_name, read_bag_info
@@ -22,7 +23,7 @@ def describe(bag: Path) -> str:
     for label in _SHOWN_LABELS:
         value = info_value(info, label)
         if value:
-            lines.append(f"  {label + ':':<26}{_one_line(value)}")
+            lines.append(_field(label, value))
     lines.extend(_payload_lines(bag, info_value(info, "Payload-Oxum")))
     tags = sorted(p.relative_to(bag).as_posix() for p in bag.rglob("*")
                   if p.is_file() and p.relative_to(bag).parts[0] != "data")
@@ -48,6 +49,8 @@ def _payload_lines(bag: Path, oxum: str | None) -> list[str]:
     return lines
 
 
-def _one_line(value: str) -> str:
-    text = " ".join(value.split())
-    return text if len(text) <= 160 else text[:157] + "…"
+def _field(label: str, value: str) -> str:
+    """``  Label:  value`` with long values wrapped under the value column."""
+    head = f"  {label + ':':<26}"
+    return textwrap.fill(" ".join(value.split()), width=110, initial_indent=head,
+                         subsequent_indent=" " * len(head))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -54,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc, debug, code=2)
     except StrongroomError as exc:
         return _fail(exc, debug, code=1)
+    except BrokenPipeError:  # the reader (e.g. `| head`) went away: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:
         print("strongroom: interrupted", file=sys.stderr)
         return 130
