@@ -195,7 +195,9 @@ def make_bag(tmp_path: Path) -> object:
             (source / rel).write_bytes(content)
         bags_dir = bags or tmp_path / "bags"
         bags_dir.mkdir(parents=True, exist_ok=True)
-        info = [("BagIt-Profile-Identifier", STRONGROOM_PROFILE_ID), ("External-Identifier", record_id)]
+        info = [("Source-Organization", "Strongroom test suite"), ("External-Identifier", record_id),
+                ("External-Description", f"Test bag {record_id} version {version}"),
+                ("BagIt-Profile-Identifier", STRONGROOM_PROFILE_ID)]
         return bag_directory(source, bags_dir / f"{record_id}.v{version}", info=info, verifiers=[]).path
 
     return make

@@ -7,11 +7,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import bagit
 import ocfl
 import pytest
 from ocfl.validator import Validator
 
+from pipeline.bag.validator import validate_bag
 from pipeline.deposit import open_target
 from pipeline.deposit.base import DIGEST, bag_expectations
 from pipeline.deposit.ocfl import OcflTarget
@@ -44,8 +44,10 @@ def same_tree(a: Path, b: Path) -> bool:
 
 @pytest.fixture
 def two_versions(make_bag: Any, tmp_path: Path) -> tuple[Path, Path]:
-    v1 = make_bag("icg-peru", 1, {"a.txt": b"first text\n", "b.txt": b"kept\n"})
-    v2 = make_bag("icg-peru", 2, {"a.txt": b"second text\n", "b.txt": b"kept\n", "c.txt": b"new\n"})
+    odd = "sub dir/ünï 50%25 [x].txt"  # spaces, non-ASCII, '%' and brackets in a content path
+    v1 = make_bag("icg-peru", 1, {"a.txt": b"first text\n", "b.txt": b"kept\n", odd: b"odd\n"})
+    v2 = make_bag("icg-peru", 2, {"a.txt": b"second text\n", "b.txt": b"kept\n", "c.txt": b"new\n",
+                                  odd: b"odd, changed\n"})
     return v1, v2
 
 
@@ -67,7 +69,7 @@ def test_each_bag_version_becomes_a_version_of_one_valid_ocfl_object(two_version
     for n, bag in ((1, v1), (2, v2)):
         out = checkout(root, "icg-peru", n, tmp_path / f"out{n}")
         assert same_tree(bag, out)
-        assert bagit.Bag(str(out)).is_valid()
+        assert validate_bag(out).valid  # (bagit-python misreads the '%' name, a known shortfall)
     assert target.list() == ["icg-peru.v1", "icg-peru.v2"]
     assert not (root / "extensions" / "strongroom-staging").exists()
 
