@@ -131,8 +131,10 @@ def _check(c: Collector, report: ValidationReport, depth: Depth,
     vm.check_tag_completeness(c, tree, found)
     vm.verify_digests(c, tree.tags, found.tag, tag=True)
     if depth == "fast":
-        c.add("FAST-ONLY", "", "fast validation checked structure, tag files and Payload-Oxum only; "
-              "it proves nothing about payload content (run without --fast to verify every file)")
+        no_oxum = "" if oxum(report.bag_info) else " (and this bag has no Payload-Oxum to compare)"
+        c.add("FAST-ONLY", "", "fast validation checked structure, tag files and Payload-Oxum only"
+              f"{no_oxum}; it proves nothing about payload content (run without --fast to verify "
+              "every file)")
         return
     for i in range(len(found.payload)):
         vm.read_manifest(c, tree, found, i, tag=False)
