@@ -10,6 +10,7 @@ say.  Checks return findings; actions raise :class:`~pipeline.errors.DepositErro
 from __future__ import annotations
 
 import abc
+import hashlib
 import builtins
 import os
 import re
@@ -206,8 +207,6 @@ def compare(found: Mapping[str, tuple[int, Mapping[str, str]]],
 
 def digest_reader(read: Callable[[int], bytes], algorithms: Sequence[str]) -> tuple[int, Digests]:
     """Digest a stream given only its ``read(n)`` (HTTP bodies, tar members) in CHUNK blocks."""
-    import hashlib
-
     hashers = [(alg, hashlib.new(alg)) for alg in algorithms]
     size = 0
     while block := read(CHUNK):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -331,8 +332,6 @@ def _version_fixity(objdir: Path, inventory: dict[str, Any], number: int, algori
 
 def _write_inventory(vdir: Path, text: str) -> None:
     """A version's inventory and its sidecar (sha512, as the object's digest algorithm)."""
-    import hashlib
-
     vdir.mkdir(parents=True, exist_ok=True)
     data = text.encode("utf-8")
     (vdir / INVENTORY).write_bytes(data)
@@ -365,8 +364,6 @@ def _roll_forward(objdir: Path, staging: Path) -> None:
 
 
 def _sidecar_ok(where: Path) -> bool:
-    import hashlib
-
     try:
         recorded = (where / SIDECAR).read_text(encoding="utf-8").split()[0]
         return hashlib.sha512((where / INVENTORY).read_bytes()).hexdigest() == recorded.lower()
