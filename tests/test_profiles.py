@@ -270,3 +270,20 @@ def test_profile_check_never_walks_a_linked_data_dir(tmp_path: Path) -> None:
     findings = check_profile(bag, _profile(tmp_path, Payload_Files_Allowed=["data/*.txt"],
                                            Payload_Files_Required=[]))
     assert not any("forbidden" in f.path for f in findings)
+
+
+@pytest.mark.parametrize("changes, says", [
+    ({"BagIt_Profile_Info": {"BagIt-Profile-Identifier": "urn:x", "Source-Organization": "x", "Version": "1"}},
+     "lacks External-Description"),
+    ({"Allow_Fetch_txt": False, "Fetch_txt_Required": True}, "Fetch.txt-Required"),
+    ({"Serialization": "required", "Accept_Serialization": []}, "Accept-Serialization"),
+    ({"Tag_Files_Required": ["other/x.txt"]}, "Tag-Files-Required"),
+    ({"Payload_Files_Required": ["extra/x.txt"], "Payload_Files_Allowed": ["data/*"]}, "Payload-Files-Required"),
+    ({"Tag_Manifests_Required": ["md5"]}, "Tag-Manifests-Required"),
+    ({"Serialization": "sometimes"}, "Serialization"),
+    ({"Accept_BagIt_Version": []}, "Accept-BagIt-Version"),
+])
+def test_self_contradictory_profiles_are_refused(tmp_path: Path, changes: dict[str, Any], says: str) -> None:
+    with pytest.raises(UsageError) as exc:
+        _profile(tmp_path, **changes)
+    assert says in str(exc.value)

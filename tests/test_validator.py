@@ -343,3 +343,10 @@ def test_cli_escapes_control_characters_in_names(tmp_path: Path, cli: Any) -> No
     lines = out.stdout.splitlines()
     assert len(lines) == len(validate_bag(bag).findings) + 1
     assert any("data/evil\\n\\x1b[2Jname.txt" in line for line in lines)
+
+
+def test_bag_given_as_a_link_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "latest").symlink_to(FIXTURES / "VALID_plain-1.0")
+    report = validate_bag(tmp_path / "latest")
+    assert not report.valid and [f.code for f in report.findings] == ["BAG-NOT-DIRECTORY"]
+    assert "symbolic link" in report.findings[0].message

@@ -18,6 +18,7 @@ it; so is an explicitly given profile.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,9 +101,14 @@ def validate_bag(path: Path, *, depth: Depth = "full", profile: Profile | None =
         raise ValueError(f"depth must be one of {DEPTHS}, not {depth!r}")
     report = ValidationReport(bag=path, depth=depth)
     c = Collector(bag=path)
-    if not path.is_dir() or path.is_symlink():
-        c.add("BAG-NOT-DIRECTORY", "", "is not a directory (a symlink, a file or absent); "
-              "Strongroom validates unpacked bags")
+    if path.is_symlink():
+        # A bag is judged by what its own directory holds; a link could be re-pointed meanwhile.
+        c.add("BAG-NOT-DIRECTORY", "", f"is a symbolic link (to {_link_target(path)!r}), not a bag "
+              "directory; give the bag's own path")
+    elif not path.is_dir():
+        c.add("BAG-NOT-DIRECTORY", "", "is not a directory (a file or absent); Strongroom "
+              "validates unpacked bags")
+    if c.findings:
         report.findings = c.findings
         return report
     _check(c, report, depth, progress)
@@ -110,6 +116,13 @@ def validate_bag(path: Path, *, depth: Depth = "full", profile: Profile | None =
     _check_profiles(c, report, profile)
     report.findings = c.findings
     return report
+
+
+def _link_target(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
 
 
 def _check(c: Collector, report: ValidationReport, depth: Depth,
