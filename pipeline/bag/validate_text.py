@@ -77,6 +77,7 @@ def _check_bagit_lines(c: Collector, lines: list[str]) -> None:
         c.add("BAGIT-TXT-LINES", BAGIT_TXT,
               f"must hold exactly two lines ({wanted[0]}, {wanted[1]}), holds {len(lines)}")
     values: dict[str, str] = {}
+    loose: list[tuple[int, str]] = []
     for number, line in enumerate(lines[:2], start=1):
         m = _ELEMENT.match(line)
         if not m or m.group("label") != wanted[number - 1]:
@@ -85,12 +86,14 @@ def _check_bagit_lines(c: Collector, lines: list[str]) -> None:
             continue
         values[m.group("label")] = m.group("value")
         if m.group("pre") or m.group("post") != " " or m.group("trail"):
-            # RFC 8493 §2.1.1 fixes the form exactly; the drafts were read more loosely.
-            c.by_version("BAGIT-TXT-SYNTAX", BAGIT_TXT,
-                         f"line {number} must read '{wanted[number - 1]}: <value>' with one space "
-                         f"after the colon and none before it or at the end, found {line!r}")
+            loose.append((number, line))
     _check_version(c, values.get(wanted[0]))
     _check_encoding(c, values.get(wanted[1]))
+    for number, line in loose:  # judged once the version is known
+        # RFC 8493 §2.1.1 fixes the form exactly; the drafts were read more loosely.
+        c.by_version("BAGIT-TXT-SYNTAX", BAGIT_TXT,
+                     f"line {number} must read '{wanted[number - 1]}: <value>' with one space "
+                     f"after the colon and none before it or at the end, found {line!r}")
 
 
 def _check_version(c: Collector, value: str | None) -> None:

@@ -485,6 +485,29 @@ def _link_in(d: Path) -> None:
     os.symlink("hello.txt", d / "data/link.txt")
 
 
+V097 = b"BagIt-Version: 0.97\nTag-File-Character-Encoding: UTF-8\n"
+
+
+@fixture("PAYLOAD-UNLISTED_v0.97-missing-from-one-of-two-manifests")
+def _unlisted_one_097(d: Path) -> None:
+    # The drafts asked only that a file be in *a* manifest: a warning there, an error in 1.0.
+    write_bag(d, bagit=V097)
+    lines = (d / "manifest-sha256.txt").read_text(encoding="utf-8").splitlines(keepends=True)
+    (d / "manifest-sha256.txt").write_text("".join(l for l in lines if "notes" not in l), encoding="utf-8")
+    retag(d)
+
+
+@fixture("BAGIT-TXT-SYNTAX_v0.97-space-before-colon")
+def _syntax_097(d: Path) -> None:
+    write_bag(d, bagit=b"BagIt-Version : 0.97\nTag-File-Character-Encoding : UTF-8\n")
+
+
+@fixture("TAG-MANIFEST-OMITS-MANIFEST_v0.97")
+def _omits_097(d: Path) -> None:
+    write_bag(d, bagit=V097)
+    retag(d, skip=("manifest-sha256.txt",))
+
+
 @fixture("UNREADABLE_bagit-txt-is-a-directory")
 def _unreadable(d: Path) -> None:
     write_bag(d)
