@@ -151,6 +151,21 @@ def test_a_connection_that_keeps_dropping_fails_retryably_leaves_no_bag_and_the_
     assert _open_uploads(moto_endpoint, s3_bucket) == []
 
 
+def test_a_resumed_deposit_does_not_send_objects_already_there_intact(
+        make_bag: Any, moto_endpoint: str, s3_bucket: str, proxy: Callable[..., FaultyProxy]) -> None:
+    bag = make_bag("rec", files={"big.bin": os.urandom(1 << 20), "small.txt": b"s\n"})
+    direct = open_target(f"s3://{s3_bucket}/p?endpoint={moto_endpoint}")
+    direct.put(bag)
+    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    client.delete_object(Bucket=s3_bucket, Key="p/.strongroom/rec.v1.complete.json")  # as if killed before it
+    # Through a proxy that cuts any connection carrying more than 256 KiB upstream: the deposit can
+    # only complete if it does not send the 1 MiB object again (reading it back goes downstream).
+    cutter = proxy(cut_after=256 << 10)
+    result = deposit_bag(bag, f"s3://{s3_bucket}/p?endpoint={cutter.url}", retry=FAST)
+    assert result.outcome == "deposited" and cutter.cuts == 0
+    assert direct.locate("rec.v1") is not None
+
+
 def test_an_unreachable_endpoint_is_retried_then_reported_as_retryable(make_bag: Any, moto_endpoint: str) -> None:
     # (moto_endpoint only for its fake credentials: this deposit never reaches it)
     with socket.socket() as s:  # a loopback port nobody listens on

@@ -148,6 +148,20 @@ def test_deposit_bag_records_location_and_a_replication_event(make_bag: Any, tmp
         assert len([e for e in ledger.events("rec.v1") if e.event_type == "rep"]) == 1  # nothing new
 
 
+def test_a_copy_made_without_the_ledger_is_recorded_when_found_later(make_bag: Any, tmp_path: Path) -> None:
+    from pipeline.ledger import Ledger
+
+    bag = make_bag("rec")
+    url = (tmp_path / "store").as_uri()
+    assert deposit_bag(bag, url).outcome == "deposited"  # no ledger
+    with Ledger.open(None, bags_dir=bag.parent) as ledger:
+        ledger.register_bag(bag, origin="ingest")
+        result = deposit_bag(bag, url, ledger=ledger)
+        assert result.outcome == "unchanged" and result.location in ledger.locations("rec.v1")
+        [rep] = [e for e in ledger.events("rec.v1") if e.event_type == "rep"]
+        assert rep.outcome == "suc" and "identical copy already held" in (rep.outcome_detail or "")
+
+
 def test_a_failed_verification_is_recorded_as_a_failed_replication(make_bag: Any, tmp_path: Path) -> None:
     from pipeline.ledger import Ledger
 
