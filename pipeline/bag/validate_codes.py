@@ -17,7 +17,7 @@ from pipeline.findings import Finding, Severity
 CODES: dict[str, tuple[Severity, str]] = {
     # The bag as a whole
     "BAG-NOT-DIRECTORY": ("error", "the path is not a directory (serialized bags are not read)"),
-    "FAST-ONLY": ("info", "fast validation checked structure and Payload-Oxum, not content"),
+    "FAST-ONLY": ("info", "fast validation: structure, tag files, Payload-Oxum; no payload digest"),
     "SYMLINK": ("error", "a symbolic link inside the bag (never followed)"),
     "SPECIAL-FILE": ("error", "a device, FIFO or socket inside the bag"),
     "UNREADABLE": ("error", "a file or directory of the bag cannot be read"),
