@@ -146,3 +146,10 @@ def test_a_directory_that_is_not_a_storage_root_is_refused(make_bag: Any, tmp_pa
     (tmp_path / "busy" / "someone-elses.txt").write_text("x")
     with pytest.raises(DepositError, match="not an OCFL 1.1 storage root"):
         OcflTarget(f"ocfl://{tmp_path / 'busy'}").put(make_bag("rec"))
+
+
+def test_a_bag_whose_name_and_identifier_disagree_is_refused(make_bag: Any, tmp_path: Path) -> None:
+    bag = make_bag("rec")
+    renamed = bag.rename(bag.parent / "other.v1")
+    with pytest.raises(DepositError, match="External-Identifier is 'rec'"):
+        open_target(f"ocfl://{tmp_path / 'ocfl'}").put(renamed)

@@ -98,6 +98,9 @@ class OcflTarget(Target):
         parsed = split_bag_name(name)
         if parsed is None:
             raise DepositError(f"{bag}: an OCFL deposit needs a bag named <record-id>.v<N>")
+        if parsed[0] != identifier:  # bags are found again by name: name and object id must agree
+            raise DepositError(f"{bag}: the name says record '{parsed[0]}' but External-Identifier is "
+                               f"'{identifier}'; an OCFL object is found by the bag's name")
         number = parsed[1]
         expected = bag_expectations(bag)
         self._ensure_root()
