@@ -115,6 +115,8 @@ class OcflTarget(Target):
                 if number != head + 1:
                     raise DepositError(f"{name}: OCFL object {identifier} has {head} version(s); "
                                        f"deposit {identifier}.v{head + 1} first")
+                if head == 0 and os.path.lexists(objdir):
+                    raise DepositError(f"{objdir}: exists but holds no OCFL object; it needs a person's look")
                 if head == 0:
                     self._create(bag, identifier, objdir, staging, name, expected)
                 else:
