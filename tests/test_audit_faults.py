@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -254,3 +255,110 @@ def test_random_damage_is_all_found_and_nothing_is_invented(
     expected = {name: set().union(*(apply(work / name, *op) for op in ops)) if ops else set()
                 for name, ops in plan.items()}
     assert findings_by_bag(ledger) == expected
+
+
+# -- several processes, and a crash, on one PostgreSQL ledger --------------------------------------
+
+
+def _pg_collection(url: str, make_bag: Callable[..., Path], tmp_path: Path, count: int, size: int) -> Path:
+    for i in range(count):
+        make_bag(f"pg{i:02d}", files={"big.bin": bytes([i]) * size, "small.txt": b"x\n"})
+    bags = tmp_path / "bags"
+    with Ledger.open(url) as ledger:
+        for i in range(count):
+            ledger.register_bag(bags / f"pg{i:02d}.v1", origin="ingest")
+    return bags
+
+
+def _fix_events_by_bag(url: str) -> dict[str, dict[str | None, int]]:
+    """bag name -> {audit run id: number of fixity-check events}."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT b.name, e.run_id, count(*) FROM events e JOIN bags b ON b.id = e.bag_id "
+            "WHERE e.event_type = 'fix' GROUP BY b.name, e.run_id")).all()
+    engine.dispose()
+    found: dict[str, dict[str | None, int]] = {}
+    for name, run_id, n in rows:
+        found.setdefault(name, {})[run_id] = n
+    return found
+
+
+def _audit_process(url: str, *extra: str, out: Path | None = None) -> "subprocess.Popen[str]":
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "pipeline.cli", "audit", "--ledger", url, *extra]
+    if out is not None:
+        args += ["--json", str(out)]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.postgres
+def test_two_audit_processes_on_one_postgresql_ledger_check_every_bag_once(
+        fresh_pg_url: str, make_bag: Callable[..., Path], tmp_path: Path) -> None:
+    import json
+    import time
+
+    import sqlalchemy as sa
+
+    _pg_collection(fresh_pg_url, make_bag, tmp_path, count=12, size=1 << 20)
+    gate = sa.create_engine(fresh_pg_url)
+    with gate.connect() as conn:
+        # Hold both processes at their first claim, then let them go at the same instant.
+        conn.execute(sa.text("LOCK TABLE bags IN EXCLUSIVE MODE"))
+        procs = [_audit_process(fresh_pg_url, out=tmp_path / f"run{i}.json") for i in range(2)]
+        deadline = time.monotonic() + 120
+        # pg_stat_activity is a snapshot per transaction: ask in autocommit mode to see it change.
+        with gate.execution_options(isolation_level="AUTOCOMMIT").connect() as watch:
+            while watch.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                        "AND query LIKE 'UPDATE bags%'")).scalar() < 2:
+                assert time.monotonic() < deadline, "the audit processes never reached their first claim"
+                assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+                time.sleep(0.05)
+        conn.commit()
+    gate.dispose()
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    shares = [{b["name"] for b in json.loads((tmp_path / f"run{i}.json").read_text())["bags"]} for i in range(2)]
+    assert shares[0] and shares[1], "one process did all the work: the test proved nothing"
+    assert not shares[0] & shares[1]
+    assert shares[0] | shares[1] == {f"pg{i:02d}.v1" for i in range(12)}
+    events = _fix_events_by_bag(fresh_pg_url)
+    with Ledger.open(fresh_pg_url) as ledger:
+        files = len(ledger.files("pg00.v1"))
+    assert all(len(runs) == 1 and list(runs.values()) == [files] for runs in events.values()), events
+    assert set(events) == shares[0] | shares[1]
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_sigkill_mid_audit_loses_no_result_and_the_next_run_finishes(
+        fresh_pg_url: str, make_bag: Callable[..., Path], tmp_path: Path) -> None:
+    import signal
+    import time
+
+    count = 32
+    _pg_collection(fresh_pg_url, make_bag, tmp_path, count=count, size=4 << 20)
+    proc = _audit_process(fresh_pg_url, "--lease", "2")
+    deadline = time.monotonic() + 120
+    while not _fix_events_by_bag(fresh_pg_url):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGSTOP)  # freeze it, note what is recorded, then kill it outright
+    before = _fix_events_by_bag(fresh_pg_url)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    assert 0 < len(before) < count, "the audit was not interrupted midway"
+    assert _fix_events_by_bag(fresh_pg_url) == before  # nothing the killed run recorded is lost
+    time.sleep(2.5)  # the killed run's claim on the bag it was reading lapses
+    again = _audit_process(fresh_pg_url, "--older-than", "1h", "--lease", "2")
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    after = _fix_events_by_bag(fresh_pg_url)
+    assert set(after) == {f"pg{i:02d}.v1" for i in range(count)}
+    assert all(len(runs) == 1 for runs in after.values()), "a bag was checked twice"
+    assert {name: after[name] for name in before} == before
+    assert f"audited {count - len(before)} bag(s)" in out
