@@ -157,8 +157,13 @@ def test_bad_profiles_are_refused_in_one_line(name: str, says: str) -> None:
 def test_explicit_profile_through_validate_bag(tmp_path: Path) -> None:
     bag = _bag(tmp_path, f"BagIt-Profile-Identifier: {EVERY_KEY_ID}")
     report = validate_bag(bag, profile=_profile(tmp_path, Manifests_Allowed=["sha512"]))
-    assert not report.valid and _codes(report.findings) == {"PROFILE-MANIFEST-NOT-ALLOWED", "PROFILE-UNKNOWN"}
+    assert not report.valid and _codes(report.findings) == {"PROFILE-MANIFEST-NOT-ALLOWED"}
     assert report.profiles == [EVERY_KEY_ID]
+
+
+def test_named_but_unshipped_profile_is_said(tmp_path: Path) -> None:
+    report = validate_bag(_bag(tmp_path, "BagIt-Profile-Identifier: urn:example:elsewhere"))
+    assert report.valid and _codes(report.findings) == {"PROFILE-UNKNOWN"} and report.profiles == []
 
 
 # --- the profiles Strongroom ships -----------------------------------------------------------

@@ -176,12 +176,14 @@ def _check_profiles(c: Collector, report: ValidationReport, explicit: Profile | 
     named = [v.strip() for k, v in report.bag_info if k.lower() == "bagit-profile-identifier"]
     todo: list[Profile] = [explicit] if explicit is not None else []
     for identifier in named:
+        if any(p.identifier == identifier for p in todo):
+            continue
         shipped = shipped_profile(identifier)
         if shipped is None:
             c.add("PROFILE-UNKNOWN", bag_info_name(c.version),
                   f"names the profile {identifier!r}, which Strongroom does not ship; not checked "
                   "(use --profile FILE to check it)")
-        elif all(p.identifier != shipped.identifier for p in todo):
+        else:
             todo.append(shipped)
     for prof in todo:
         report.profiles.append(prof.identifier)
