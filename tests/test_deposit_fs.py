@@ -9,6 +9,8 @@ from typing import Any
 
 import bagit
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline.deposit import deposit_bag, location_of, open_location, open_target, split_location
 from pipeline.deposit.base import DIGEST, MISSING, bag_expectations
@@ -124,6 +126,14 @@ def test_bad_target_urls_are_usage_errors_that_never_echo_secrets(url: str, mess
 def test_a_location_names_its_target_and_bag(url: str, name: str) -> None:
     location = location_of(url, name)
     assert split_location(location) == (url, name)
+
+
+@given(name=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\\\x00"),
+                   min_size=1, max_size=30).filter(lambda n: not n.startswith(".")),
+       query=st.sampled_from(["", "?endpoint=http://127.0.0.1:9000", "?serialization=tar&region=eu-west-1"]))
+def test_any_bag_name_survives_a_location_round_trip(name: str, query: str) -> None:
+    url = f"s3://bucket/some prefix{query}"
+    assert split_location(location_of(url, name)) == (url, name)
 
 
 def test_open_location_reopens_the_target_holding_a_deposit(make_bag: Any, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import os
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,16 @@ def test_serialised_as_one_tar_with_the_bag_as_single_top_directory(make_bag: An
     assert bagit.Bag(str(out)).is_valid()
     assert target.put(bag).outcome == "unchanged"
     assert target.verify("rec.v1", bag_expectations(bag)) == []
+
+
+def test_a_large_bag_streams_into_a_tar_in_parts(make_bag: Any, moto_endpoint: str, s3_bucket: str) -> None:
+    big = os.urandom(11 * MIB)  # the tar is built and sent part by part, never whole in memory
+    bag = make_bag("rec", files={"big.bin": big})
+    target = open_target(f"s3://{s3_bucket}?endpoint={moto_endpoint}&serialization=tar&part_size={5 * MIB}")
+    assert target.put(bag).verified
+    head = s3(moto_endpoint).head_object(Bucket=s3_bucket, Key="rec.v1.tar")
+    assert head["ETag"].strip('"').endswith("-3") and head["ContentLength"] > len(big)
+    assert target.fixity("rec.v1", ["sha256"])["data/big.bin"] == (len(big), {"sha256": hashlib.sha256(big).hexdigest()})
 
 
 def test_same_bag_twice_and_a_different_bag_under_the_name(make_bag: Any, moto_endpoint: str, s3_bucket: str,
