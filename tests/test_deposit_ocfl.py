@@ -153,3 +153,9 @@ def test_a_bag_whose_name_and_identifier_disagree_is_refused(make_bag: Any, tmp_
     renamed = bag.rename(bag.parent / "other.v1")
     with pytest.raises(DepositError, match="External-Identifier is 'rec'"):
         open_target(f"ocfl://{tmp_path / 'ocfl'}").put(renamed)
+
+
+def test_an_unusable_place_is_one_deposit_error_not_a_raw_os_error(make_bag: Any, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(DepositError, match="a-file"):
+        open_target(f"ocfl://{tmp_path / 'a-file' / 'ocfl'}").put(make_bag("rec"))

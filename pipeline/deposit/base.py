@@ -16,6 +16,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import ClassVar, Literal
 
@@ -265,3 +266,13 @@ def fsync_tree(root: Path) -> None:
         for name in files + dirs:
             fsync_path(Path(base) / name)
     fsync_path(root)
+
+
+@contextmanager
+def os_errors(where: str) -> Iterator[None]:
+    """An OSError (disk full, permission denied, ...) as a DepositError that names the place."""
+    try:
+        yield
+    except OSError as exc:
+        what = exc.strerror or type(exc).__name__
+        raise DepositError(f"{where}: {what}" + (f": {exc.filename}" if exc.filename else "")) from exc

@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 from pipeline.deposit.base import (
     DepositResult, Fixity, Target, bag_expectations, bag_files, bag_identity, compare, fsync_path,
-    fsync_tree, mismatch, result_counts, tree_fixity, algorithms_of,
+    fsync_tree, mismatch, os_errors, result_counts, tree_fixity, algorithms_of,
 )
 from pipeline.errors import DepositError, UsageError
 
@@ -47,6 +47,10 @@ class FilesystemTarget(Target):
     # -- Target
 
     def put(self, bag: Path) -> DepositResult:
+        with os_errors(self.url):
+            return self._put(bag)
+
+    def _put(self, bag: Path) -> DepositResult:
         name, _ = bag_identity(bag)
         expected = bag_expectations(bag)
         self._make_root()

@@ -62,7 +62,7 @@ from pipeline import SOFTWARE_NAME, __version__
 from pipeline.bag.names import unsafe_reason
 from pipeline.deposit.base import (
     DepositResult, Fixity, Target, algorithms_of, bag_expectations, bag_identity, compare, fsync_path,
-    fsync_tree, mismatch, result_counts, safe_join, split_bag_name,
+    fsync_tree, mismatch, os_errors, result_counts, safe_join, split_bag_name,
 )
 from pipeline.errors import DepositError, UsageError
 from pipeline.fixity import digest_file
@@ -94,6 +94,10 @@ class OcflTarget(Target):
     # -- Target
 
     def put(self, bag: Path) -> DepositResult:
+        with os_errors(self.url):
+            return self._put(bag)
+
+    def _put(self, bag: Path) -> DepositResult:
         name, identifier = bag_identity(bag)
         parsed = split_bag_name(name)
         if parsed is None:

@@ -45,7 +45,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from pipeline import SOFTWARE_NAME, __version__
 from pipeline.deposit.base import (
     DIGEST, EXTRA, SIZE, DepositResult, Fixity, Target, algorithms_of, bag_expectations, bag_files,
-    bag_identity, compare, digest_reader, mismatch, result_counts,
+    bag_identity, compare, digest_reader, mismatch, os_errors, result_counts,
 )
 from pipeline.deposit.serialize import TAR_MEDIA_TYPE, tar_fixity, write_tar
 from pipeline.errors import DepositError, RetryableDepositError, UsageError
@@ -89,6 +89,10 @@ class S3Target(Target):
     # -- Target
 
     def put(self, bag: Path) -> DepositResult:
+        with os_errors(str(bag)):  # the only files opened here are the bag's own
+            return self._put(bag)
+
+    def _put(self, bag: Path) -> DepositResult:
         name, identifier = bag_identity(bag)
         expected = bag_expectations(bag)
         if self._has_marker(name):
