@@ -204,7 +204,7 @@ class Ledger:
         Registering the same bag again adds only what is new (location, events); a different bag
         under a registered name is refused.
         """
-        from pipeline.audit import reference_from_bag
+        from pipeline.audit_check import reference_from_bag
 
         if origin not in ("ingest", "register"):
             raise UsageError(f"unknown registration origin {origin!r}")
