@@ -210,7 +210,7 @@ def resolve_payload(loaded: LoadedRecord) -> list[PayloadFile]:
     files: list[PayloadFile] = []
     for spec in loaded.record.payload:
         rel = spec.path
-        reason = unsafe_reason(rel)
+        reason = unsafe_reason(f"data/{rel}")  # the path it will have in the bag
         if reason:
             raise PayloadError(loaded.path, rel, f"escapes the record's directory or is unsafe: {reason}")
         current = loaded.root

@@ -262,3 +262,11 @@ def test_sigkill_while_writing_leaves_no_bag_and_the_next_run_completes(tmp_path
     bag = bag_directory(src, bags / "b", verifiers=SECOND_OPINION_ONLY).path
     bagit.Bag(str(bag)).validate()
     assert snapshot(src) == before
+
+
+def test_a_payload_name_starting_with_tilde_is_an_ordinary_file_below_data(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "~backup.txt").write_bytes(b"tilde")
+    bag = bag_directory(src, tmp_path / "bag", verifiers=SECOND_OPINION_ONLY).path
+    assert (bag / "data" / "~backup.txt").read_bytes() == b"tilde"

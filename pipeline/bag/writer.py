@@ -209,7 +209,7 @@ def _check_payload(payload: Sequence[PayloadFile]) -> None:
     seen: dict[str, PayloadFile] = {}
     for item in payload:
         rel = item.path.as_posix()
-        reason = unsafe_reason(rel)
+        reason = unsafe_reason(f"data/{rel}")  # checked as the bag path: "~x" is fine below data/
         if reason:
             raise PayloadError(item.source, rel, f"cannot be placed in a bag: {reason}")
         try:
