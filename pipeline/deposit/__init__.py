@@ -19,8 +19,8 @@ from pipeline.deposit.base import DepositResult, Fixity, Target
 from pipeline.errors import UsageError
 
 __all__ = [
-    "DepositResult", "Fixity", "Target", "deposit_bag", "location_of", "open_location", "open_target",
-    "schemes", "split_location",
+    "DepositResult", "Fixity", "RetryPolicy", "Target", "deposit_bag", "location_of", "open_location",
+    "open_target", "schemes", "split_location",
 ]
 
 #: URL scheme -> "module:class".  One line per kind of repository.
@@ -91,5 +91,3 @@ def _redact(url: str) -> str:
 
 # Imported last: replication uses open_target above (the registry is this module's own business).
 from pipeline.deposit.replication import RetryPolicy, deposit_bag  # noqa: E402
-
-__all__ += ["RetryPolicy"]
