@@ -77,15 +77,18 @@ def test_older_than_audits_only_what_was_not_verified_within_that_time_oldest_fi
         assert [b.name for b in third.bags] == [first.bags[0].name]  # checked longest ago
 
 
-def test_max_bytes_bounds_a_run_but_always_checks_one_bag(bags: Path) -> None:
+def test_max_bytes_bounds_each_run_and_bounded_runs_cover_the_collection(bags: Path) -> None:
     with Ledger.open(bags_dir=bags) as ledger:
-        one = ledger.bag("rec0.v1").total_bytes
-        assert len(run_audit(ledger, AuditOptions(max_bytes=1)).bags) == 1
-        assert len(run_audit(ledger, AuditOptions(max_bytes=3 * one)).bags) in (2, 3)
-        runs = [run_audit(ledger, AuditOptions(older_than=parse_duration("1h"), max_bytes=2 * one))
-                for _ in range(4)]
-    # Over several bounded runs the whole collection is covered.
-    assert sum(len(r.bags) for r in runs) >= 1
+        sizes = {b.name: b.total_bytes for b in ledger.bags()}
+        first = run_audit(ledger, AuditOptions(max_bytes=1))
+        assert len(first.bags) == 1  # a budget smaller than any bag still checks one: nothing starves
+        budget = 2 * max(sizes.values())
+        runs = [run_audit(ledger, AuditOptions(older_than=parse_duration("1h"), max_bytes=budget))
+                for _ in range(3)]
+    assert [len(r.bags) for r in runs] == [2, 1, 0]
+    assert all(sum(sizes[b.name] for b in r.bags) <= budget for r in runs)
+    covered = [b.name for r in runs for b in r.bags]
+    assert sorted(covered) == sorted(set(sizes) - {first.bags[0].name})
 
 
 def test_json_html_and_artifact_rows_name_every_damaged_file(bags: Path) -> None:
