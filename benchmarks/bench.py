@@ -111,14 +111,15 @@ def _bag_and_validate(label: str, src: Path, out: Path, rounds: int, *, with_lim
 def _reference_bag(src: Path, bag: Path) -> Path:
     """One bag of ``src`` (made by Strongroom, read by both validators); reused across runs."""
     stamp = bag.parent / f".{bag.name}.ready"
-    if stamp.is_file() and stamp.read_text() == str(src):
+    key = (src.parent / ".ready").read_text()  # the data set's parameters: a new size, a new bag
+    if stamp.is_file() and stamp.read_text() == key:
         return bag
     shutil.rmtree(bag, ignore_errors=True)
     bag.parent.mkdir(parents=True, exist_ok=True)
     from subprocess import run
 
     run(_cli("bag", str(src), str(bag)), check=True, cwd=REPO, stdout=open(os.devnull, "w"))
-    stamp.write_text(str(src))
+    stamp.write_text(key)
     return bag
 
 

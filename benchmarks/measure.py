@@ -27,6 +27,8 @@ class Sample:
 
     seconds: float
     peak_mb: float
+    #: User + system CPU seconds of the process and the children it waited for.
+    cpu: float = 0.0
     #: The time the job measured itself when it excludes a start-up (Prefect server, client).
     inner: float | None = None
 
@@ -47,6 +49,9 @@ class Case:
 
     def median(self) -> float:
         return statistics.median(s.measured for s in self.samples)
+
+    def cpu(self) -> float:
+        return statistics.median(s.cpu for s in self.samples)
 
     def peak_mb(self) -> float:
         return max(s.peak_mb for s in self.samples)
@@ -79,7 +84,7 @@ def run(case: Case, cwd: Path) -> Sample:
     if proc.returncode != 0:
         raise CommandFailed(f"{case.name}: exit {proc.returncode}\n{stderr[-2000:]}")
     _clear(case.output)
-    sample = Sample(seconds, usage.ru_maxrss / 1024, _inner(stdout))
+    sample = Sample(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, _inner(stdout))
     case.samples.append(sample)
     return sample
 
@@ -91,7 +96,8 @@ def run_rounds(cases: Sequence[Case], rounds: int, cwd: Path) -> None:
         for case in order:
             sample = run(case, cwd)
             print(f"  round {r + 1}/{rounds}  {case.name:<34} {sample.measured:8.2f} s "
-                  f"{sample.peak_mb:7.1f} MB", file=sys.stderr, flush=True)
+                  f"{sample.cpu:8.2f} s CPU {sample.peak_mb:7.1f} MB  load {os.getloadavg()[0]:.1f}",
+                  file=sys.stderr, flush=True)
 
 
 def _inner(stdout: str) -> float | None:

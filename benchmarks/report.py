@@ -74,11 +74,11 @@ def print_table(rows: list[Row], results: dict[str, Case], machine_lines: list[s
     lines = ["## Targets", "", "| work | target | measured | met? |", "|---|---|---|---|"]
     lines += [f"| {r.work} | {r.target} | {r.measured()} | {r.met()} |" for r in rows]
     lines += ["", "## Every command (median of the rounds, wall seconds; peak RSS of its process)", "",
-              "| command | median s | range s | rounds | peak MB |", "|---|---|---|---|---|"]
+              "| command | median s | range s | CPU s (median) | rounds | peak MB |", "|---|---|---|---|---|---|"]
     for name, case in results.items():
         if case.samples:
-            lines.append(f"| {name} | {case.median():.2f} | {case.spread()} | {len(case.samples)} | "
-                         f"{case.peak_mb():.0f} |")
+            lines.append(f"| {name} | {case.median():.2f} | {case.spread()} | {case.cpu():.2f} | "
+                         f"{len(case.samples)} | {case.peak_mb():.0f} |")
     lines += ["", "Machine: " + machine_lines[0] + ".", machine_lines[1] + ".",
               f"Rounds: {rounds} (large/small parts); data: {sizes}.",
               f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, `{' '.join(sys.argv)}`."]
