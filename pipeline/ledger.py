@@ -312,7 +312,7 @@ class Ledger:
             return run.started_at
 
     def claim_next(self, run_id: str, *, not_checked_since: dt.datetime,
-                   lease_seconds: float, skip: Sequence[str] = ()) -> BagReference | None:
+                   lease_seconds: float) -> BagReference | None:
         """Claim the bag checked longest ago (never checked first), or None when none is due.
 
         A bag is due when it was not checked since ``not_checked_since`` and no live lease holds
@@ -324,8 +324,6 @@ class Ledger:
                .where(sa.or_(BagRow.lease_until.is_(None), BagRow.lease_until < now))
                .order_by(BagRow.last_checked_at.asc().nulls_first(), BagRow.name)
                .limit(1).with_for_update(skip_locked=True))
-        if skip:
-            due = due.where(BagRow.name.not_in(list(skip)))
         lease = now + dt.timedelta(seconds=lease_seconds)
         with self.session() as s:
             claimed = s.execute(sa.update(BagRow).where(BagRow.id == due.scalar_subquery())
@@ -353,9 +351,9 @@ class Ledger:
         """Store one bag's check - every event, its outcome and the run's tallies - atomically."""
         with self.session() as s:
             bag = self._bag(s, bag_name)
-            for check in checks:
-                _add_event(s, bag, check.event, run_id=run_id, location=check.location,
-                           path=check.path, code=check.code)
+            # Fresh identifiers: no look-up per event (a bag may hold tens of thousands of files).
+            s.add_all(_event_row(bag, c.event, run_id=run_id, location=c.location, path=c.path, code=c.code)
+                      for c in checks)
             bag.last_checked_at = utcnow()
             bag.last_outcome = "damaged" if damaged else "clean"
             if bag.claimed_by == run_id:
@@ -436,14 +434,17 @@ def _add_location(s: Session, bag: BagRow, url: str) -> None:
 
 def _add_event(s: Session, bag: BagRow, event: PremisEvent, *, run_id: str | None = None,
                location: str | None = None, path: str | None = None, code: str | None = None) -> None:
-    identifier = str(event.identifier)
-    if s.scalar(sa.select(EventRow.id).where(EventRow.identifier == identifier)) is not None:
-        return
-    s.add(EventRow(bag_id=bag.id, identifier=identifier, event_type=str(event.event_type),
-                   date_time=_as_datetime(event.date_time), detail=event.detail or "",
-                   outcome=str(event.outcome), outcome_detail=event.outcome_detail or "",
-                   object_ids=json.dumps(list(event.object_ids)), agent_ids=json.dumps(list(event.agent_ids)),
-                   run_id=run_id, location=location, path=path, code=code))
+    if s.scalar(sa.select(EventRow.id).where(EventRow.identifier == str(event.identifier))) is None:
+        s.add(_event_row(bag, event, run_id=run_id, location=location, path=path, code=code))
+
+
+def _event_row(bag: BagRow, event: PremisEvent, *, run_id: str | None, location: str | None,
+               path: str | None, code: str | None) -> EventRow:
+    return EventRow(bag_id=bag.id, identifier=str(event.identifier), event_type=str(event.event_type),
+                    date_time=_as_datetime(event.date_time), detail=event.detail or "",
+                    outcome=str(event.outcome), outcome_detail=event.outcome_detail or "",
+                    object_ids=json.dumps(list(event.object_ids)), agent_ids=json.dumps(list(event.agent_ids)),
+                    run_id=run_id, location=location, path=path, code=code)
 
 
 def _as_datetime(value: object) -> dt.datetime:
