@@ -48,6 +48,8 @@ LEDGER_ENV = "STRONGROOM_LEDGER"
 Origin = Literal["ingest", "register"]
 FileKind = Literal["payload", "tag"]
 UTC = dt.timezone.utc
+#: The events table for Core bulk inserts (the ORM's bulk path costs more than the insert itself).
+_EVENTS = sa.Table("events", EventRow.metadata)
 
 
 def utcnow() -> dt.datetime:
@@ -271,13 +273,13 @@ class Ledger:
         """The reference of every file of the bag, keyed by bag path."""
         with self.session() as s:
             bag = self._bag(s, bag_name)
-            rows = s.execute(sa.select(FileRow, DigestRow).join(DigestRow, DigestRow.file_id == FileRow.id)
-                             .where(FileRow.bag_id == bag.id))
+            rows = s.execute(sa.select(FileRow.path, FileRow.kind, FileRow.size, DigestRow.algorithm,
+                                       DigestRow.value, DigestRow.source)
+                             .join(DigestRow, DigestRow.file_id == FileRow.id).where(FileRow.bag_id == bag.id))
             found: dict[str, FileReference] = {}
-            for file_row, digest in rows:
-                ref = found.setdefault(file_row.path, FileReference(
-                    file_row.path, _kind(file_row.kind), file_row.size, {}, digest.source))
-                ref.digests[digest.algorithm] = digest.value
+            for path, kind, size, algorithm, value, source in rows:
+                ref = found.setdefault(path, FileReference(path, _kind(kind), size, {}, source))
+                ref.digests[algorithm] = value
             return found
 
     def _bag(self, s: Session, bag_name: str) -> BagRow:
@@ -352,8 +354,9 @@ class Ledger:
         with self.session() as s:
             bag = self._bag(s, bag_name)
             # Fresh identifiers: no look-up per event (a bag may hold tens of thousands of files).
-            s.add_all(_event_row(bag, c.event, run_id=run_id, location=c.location, path=c.path, code=c.code)
-                      for c in checks)
+            if checks:
+                s.execute(sa.insert(_EVENTS), [_event_values(bag, c.event, run_id=run_id, location=c.location,
+                                                              path=c.path, code=c.code) for c in checks])
             bag.last_checked_at = utcnow()
             bag.last_outcome = "damaged" if damaged else "clean"
             if bag.claimed_by == run_id:
@@ -403,12 +406,14 @@ def _insert_bag(s: Session, content: RegisteredContent, origin: Origin) -> BagRo
                  registered_at=utcnow())
     s.add(row)
     s.flush()
-    for ref in content.files:
-        file_row = FileRow(bag_id=row.id, path=ref.path, kind=ref.kind, size=ref.size)
-        s.add(file_row)
-        s.flush()
-        s.add_all(DigestRow(file_id=file_row.id, algorithm=alg, value=value, source=ref.source)
-                  for alg, value in ref.digests.items())
+    if not content.files:
+        return row
+    # Core bulk inserts: one round trip per batch rather than one flush per file.
+    ids = dict(s.execute(sa.insert(FileRow).returning(FileRow.path, FileRow.id, sort_by_parameter_order=True),
+                         [{"bag_id": row.id, "path": f.path, "kind": f.kind, "size": f.size}
+                          for f in content.files]).tuples().all())
+    s.execute(sa.insert(DigestRow), [{"file_id": ids[f.path], "algorithm": alg, "value": value, "source": f.source}
+                                     for f in content.files for alg, value in f.digests.items()])
     return row
 
 
@@ -435,16 +440,17 @@ def _add_location(s: Session, bag: BagRow, url: str) -> None:
 def _add_event(s: Session, bag: BagRow, event: PremisEvent, *, run_id: str | None = None,
                location: str | None = None, path: str | None = None, code: str | None = None) -> None:
     if s.scalar(sa.select(EventRow.id).where(EventRow.identifier == str(event.identifier))) is None:
-        s.add(_event_row(bag, event, run_id=run_id, location=location, path=path, code=code))
+        s.execute(sa.insert(EventRow), [_event_values(bag, event, run_id=run_id, location=location,
+                                                      path=path, code=code)])
 
 
-def _event_row(bag: BagRow, event: PremisEvent, *, run_id: str | None, location: str | None,
-               path: str | None, code: str | None) -> EventRow:
-    return EventRow(bag_id=bag.id, identifier=str(event.identifier), event_type=str(event.event_type),
-                    date_time=_as_datetime(event.date_time), detail=event.detail or "",
-                    outcome=str(event.outcome), outcome_detail=event.outcome_detail or "",
-                    object_ids=json.dumps(list(event.object_ids)), agent_ids=json.dumps(list(event.agent_ids)),
-                    run_id=run_id, location=location, path=path, code=code)
+def _event_values(bag: BagRow, event: PremisEvent, *, run_id: str | None, location: str | None,
+                  path: str | None, code: str | None) -> dict[str, Any]:
+    return {"bag_id": bag.id, "identifier": str(event.identifier), "event_type": str(event.event_type),
+            "date_time": _as_datetime(event.date_time), "detail": event.detail or "",
+            "outcome": str(event.outcome), "outcome_detail": event.outcome_detail or "",
+            "object_ids": json.dumps(list(event.object_ids)), "agent_ids": json.dumps(list(event.agent_ids)),
+            "run_id": run_id, "location": location, "path": path, "code": code}
 
 
 def _as_datetime(value: object) -> dt.datetime:
