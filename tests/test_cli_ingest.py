@@ -198,3 +198,20 @@ def test_bag_command_copies_a_directory_and_keeps_info_order(tmp_path: Path) -> 
 def test_show_refuses_a_non_bag_with_one_line(tmp_path: Path) -> None:
     out = run_cli("show", tmp_path)
     assert out.returncode == 1 and out.stderr.strip() == f"strongroom: error: {tmp_path}: not a bag (no bagit.txt)"
+
+
+def test_ingest_deposits_each_new_bag_where_asked(tmp_path: Path, records_copy: Path, prefect_api_url: str) -> None:
+    from pipeline.ledger import Ledger
+
+    bags = tmp_path / "bags"
+    store, ocfl_root = tmp_path / "store", tmp_path / "ocfl"
+    out = ingest(prefect_api_url, "--records", records_copy, "--bags", bags,
+                 "--deposit-to", store.as_uri(), "--deposit-to", f"ocfl://{ocfl_root}")
+    assert out.returncode == 0, out.stderr
+    assert (store / "icg-peru-1986.v1" / "data" / SEED_NAME).read_bytes() == (records_copy / "icg-peru-1986" /
+                                                                                SEED_NAME).read_bytes()
+    assert (ocfl_root / "0=ocfl_1.1").is_file()
+    with Ledger.open(None, bags_dir=bags) as ledger:
+        locations = ledger.locations("icg-peru-1986.v1")
+        assert len(locations) == 3 and any(l.startswith("ocfl://") for l in locations)
+        assert "rep" in {e.event_type for e in ledger.events("icg-peru-1986.v1")}
