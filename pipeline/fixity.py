@@ -87,7 +87,8 @@ def digest_file(path: Path, algorithms: Sequence[str], *,
     return size, {alg: h.hexdigest() for alg, h in hashers}
 
 
-def copy_file(source: Path, target: Path, algorithms: Sequence[str]) -> tuple[int, Digests]:
+def copy_file(source: Path, target: Path, algorithms: Sequence[str], *,
+              on_bytes: Callable[[int], None] | None = None) -> tuple[int, Digests]:
     """Copy ``source`` to a new file ``target``, hashing the bytes as they pass; one read.
 
     ``target`` must not exist (FileExistsError) and a symlinked ``source`` is refused (OSError
@@ -99,7 +100,7 @@ def copy_file(source: Path, target: Path, algorithms: Sequence[str]) -> tuple[in
     try:
         dst = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         try:
-            size = _pump(_fd_reader(src), hashers, _fd_writer(dst))
+            size = _pump(_fd_reader(src, on_bytes), hashers, _fd_writer(dst))
         finally:
             os.close(dst)
     finally:
@@ -135,13 +136,7 @@ def digest_each(jobs: Iterable[tuple[Path, Sequence[str]]], *, on_bytes: Callabl
     ``on_bytes(n)`` is called as blocks are read, from one thread at a time (a lock serialises
     the calls), so a plain progress counter needs no locking of its own.
     """
-    report: Callable[[int], None] | None = None
-    if on_bytes is not None:
-        lock, callback = threading.Lock(), on_bytes
-
-        def report(n: int) -> None:
-            with lock:
-                callback(n)
+    report = _serialised(on_bytes)
 
     def one(job: tuple[Path, Sequence[str]]) -> FileDigest:
         try:
@@ -154,19 +149,35 @@ def digest_each(jobs: Iterable[tuple[Path, Sequence[str]]], *, on_bytes: Callabl
 
 
 def copy_files(pairs: Iterable[tuple[Path, Path]], algorithms: Sequence[str], *,
+               on_bytes: Callable[[int], None] | None = None,
                workers: int | None = None) -> Generator[tuple[Path, Path, int, Digests], None, None]:
     """``copy_file`` over (source, target) pairs, in input order; large files copied concurrently.
 
+    ``on_bytes(n)`` is called as blocks are read, one call at a time (see :func:`digest_each`).
     Errors are raised (the first one in input order), as ``copy_file`` raises them.  Close the
     generator (or exhaust it) before removing the targets: closing waits for copies in flight.
     """
     algs = tuple(algorithms)
+    report = _serialised(on_bytes)
 
     def one(pair: tuple[Path, Path]) -> tuple[Path, Path, int, Digests]:
-        size, digests = copy_file(pair[0], pair[1], algs)
+        size, digests = copy_file(pair[0], pair[1], algs, on_bytes=report)
         return pair[0], pair[1], size, digests
 
     return _ordered_map(one, pairs, workers or COPY_WORKERS, lambda pair: False)
+
+
+def _serialised(callback: Callable[[int], None] | None) -> Callable[[int], None] | None:
+    """``callback`` behind a lock: pool threads call it, callers need not be thread-safe."""
+    if callback is None:
+        return None
+    lock = threading.Lock()
+
+    def call(n: int) -> None:
+        with lock:
+            callback(n)
+
+    return call
 
 
 def _cores() -> int:

@@ -90,7 +90,7 @@ class WrittenBag:
 TagFileMaker = Callable[[Sequence[PayloadDigest]], Mapping[str, bytes]]
 #: Checks a complete staged bag; error findings stop the publication.
 Verifier = Callable[[Path], Sequence[Finding]]
-#: Called as payload is copied: (bytes done, files done).
+#: Called as payload is copied: (bytes done, files done), cumulative; possibly from copying threads.
 Progress = Callable[[int, int], None]
 
 
@@ -257,16 +257,23 @@ def _copy_payload(staging: Path, payload: Sequence[PayloadFile], algorithms: tup
     data = staging / "data"
     data.mkdir()
     measured: list[PayloadDigest] = []
-    done_bytes = 0
-    copies = copy_files(((item.source, _target(data, item.path)) for item in payload), algorithms)
+    progress = options.progress
+    read = [0]  # bytes copied so far, counted block by block (a huge file shows progress too)
+
+    def on_bytes(n: int) -> None:  # called under copy_files' lock
+        read[0] += n
+        if progress is not None:
+            progress(read[0], len(measured))
+
+    copies = copy_files(((item.source, _target(data, item.path)) for item in payload), algorithms,
+                        on_bytes=on_bytes if progress is not None else None)
     try:
         for item, (_, _, size, digests) in zip(payload, copies):
             bag_path = f"data/{item.path.as_posix()}"
             _check_expected(item, bag_path, digests, options.expected.get(bag_path, {}))
             measured.append(PayloadDigest(bag_path, size, digests, item.source))
-            done_bytes += size
-            if options.progress:
-                options.progress(done_bytes, len(measured))
+            if progress is not None:
+                progress(read[0], len(measured))
     finally:  # on a failure, copies still in flight end before the staging tree is removed
         copies.close()
     return measured

@@ -31,6 +31,7 @@ def register(sub: "argparse._SubParsersAction[Any]") -> None:
                    help="deposit each new bag there too (repeatable: file://, s3://, ocfl://)")
     p.add_argument("--json", action="store_true", help="print a machine-readable result")
     p.add_argument("--verbose", action="store_true", help="show Prefect's own log lines")
+    _runner_options(p)
     p.set_defaults(handler=run_ingest)
 
     b = sub.add_parser("bag", help="bag any directory into a new bag (copy mode; the source is untouched)")
@@ -52,11 +53,31 @@ def _algorithm_option(parser: argparse.ArgumentParser) -> None:
                              f"supported: {', '.join(SUPPORTED_ALGORITHMS)})")
 
 
+def _runner_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task-runner", choices=("threads", "processes", "dask"), default=None,
+                        help="where the flow's tasks run: threads (default), processes (one per core) "
+                             "or dask (a temporary local cluster, or the one --dask-address names)")
+    parser.add_argument("--dask-address", metavar="tcp://HOST:8786",
+                        help="an existing Dask scheduler (implies --task-runner dask); its workers need "
+                             "PREFECT_API_URL set to the same Prefect server")
+
+
+def _runner_kind(args: argparse.Namespace) -> str:
+    """The task runner asked for, checked before Prefect is imported (one clear line if wrong)."""
+    kind = str(args.task_runner or ("dask" if args.dask_address else "threads"))
+    if args.dask_address and kind != "dask":
+        raise UsageError("--dask-address needs --task-runner dask")
+    if args.dask_address and not str(args.dask_address).startswith(("tcp://", "tls://")):
+        raise UsageError(f"--dask-address {args.dask_address!r}: expected tcp://host:8786")
+    return kind
+
+
 def run_ingest(args: argparse.Namespace) -> int:
     """Run the ingest flow and print its report."""
     from pipeline.fixity import check_algorithms
 
     algorithms = check_algorithms(args.algorithms or DEFAULT_ALGORITHMS)
+    runner_kind = _runner_kind(args)
     for record in args.records:
         if not record.is_file():
             raise UsageError(f"{record}: no such record file")
@@ -70,10 +91,15 @@ def run_ingest(args: argparse.Namespace) -> int:
     apply_defaults(verbose=args.verbose)
     from flows import ingest as ingest_flows
 
+    flow = ingest_flows.ingest_flow
+    if runner_kind != "threads":
+        from flows.runners import task_runner
+
+        flow = flow.with_options(task_runner=task_runner(runner_kind, args.dask_address))  # type: ignore[arg-type]
     display = _Display(enabled=sys.stdout.isatty() and not args.json)
     ingest_flows.set_progress(display.result)
     with display:
-        report = ingest_flows.ingest_flow(
+        report = flow(
             records=[str(r) for r in args.records], records_dir=str(args.records_dir),
             bags_dir=str(args.bags), algorithms=list(algorithms), ledger_url=args.ledger,
             use_ledger=not args.no_ledger, deposit_to=list(args.deposit_to))
@@ -131,12 +157,33 @@ def run_bag(args: argparse.Namespace) -> int:
     info = [_parse_info(line) for line in args.info]
     if not args.source.is_dir():
         raise UsageError(f"{args.source}: no such source directory")
-    written = bag_directory(args.source, args.dest, algorithms=algorithms, info=info)
+    from pipeline.progress import directory_totals, progress_bar, wanted
+
+    shown = wanted()  # a bar on a terminal only; otherwise exactly the writer's defaults
+    octets, files = directory_totals(args.source) if shown else (None, None)
+    with progress_bar("copying", total_bytes=octets, total_files=files) as meter:
+        written = bag_directory(args.source, args.dest, algorithms=algorithms, info=info, progress=meter,
+                                verifiers=_verifiers_with_progress(meter, octets, files) if shown else None)
     print(f"bagged {written.path}: {len(written.payload)} file(s), {written.octets:,} bytes, "
           f"{' + '.join(written.algorithms)}; valid (Strongroom and bagit-python)")
     if written.second_opinion:
         print(f"note: {written.second_opinion}")
     return 0
+
+
+def _verifiers_with_progress(meter: Any, octets: int | None, files: int | None) -> list[Any]:
+    """The writer's default verifiers (Strongroom's, then bagit-python), Strongroom's shown as a stage."""
+    from pipeline.bag.second_opinion import bagit_python_findings
+    from pipeline.bag.validator import validate_bag
+
+    def strongroom(path: Path) -> Any:
+        meter.phase("verifying", total_bytes=octets, total_files=files)
+        return validate_bag(path, depth="full", progress=meter).findings
+
+    def second_opinion(path: Path) -> Any:
+        return bagit_python_findings(path)
+
+    return [strongroom, second_opinion]
 
 
 def _parse_info(line: str) -> tuple[str, str]:
