@@ -163,3 +163,54 @@ def test_report_exit_code_and_json(tmp_path: Path, records_copy: Path) -> None:
     assert report.exit_code == 1
     data = json.loads(json.dumps(report.as_json()))
     assert data["bagged"] == 1 and data["failed"] == 1
+
+
+@pytest.mark.slow
+def test_ingest_killed_mid_bag_leaves_no_bag_and_the_next_run_completes(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    from pipeline.bag.writer import STAGING_DIR
+    from pipeline.ingest import prepare_bags_dir
+
+    item = tmp_path / "records" / "big"
+    item.mkdir(parents=True)
+    for i in range(30):
+        (item / f"part{i:02}.bin").write_bytes(os.urandom(512 * 1024))
+    payload = "\n".join(f"  - path: part{i:02}.bin" for i in range(30))
+    (item / "record.yaml").write_text(textwrap.dedent("""\
+        id: big-item
+        dc:
+          title: A record with many payload files
+        rights:
+          statement: Copyright Undetermined
+          uri: http://rightsstatements.org/vocab/UND/1.0/
+        source_organization: Strongroom tests
+        payload:
+        """) + payload + "\n", encoding="utf-8")
+    sources = {p: p.read_bytes() for p in item.iterdir()}
+    bags = tmp_path / "bags"
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from pipeline.ingest import IngestOptions, ingest_record
+        def progress(done, files):
+            print(files, flush=True)
+        ingest_record(Path({str(item / 'record.yaml')!r}), Path({str(bags)!r}), IngestOptions(progress=progress))
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    for line in child.stdout:
+        if int(line) >= 15:
+            child.kill()
+            break
+    child.wait()
+    assert child.returncode == -9
+    assert [p.name for p in bags.iterdir() if not p.name.startswith(".")] == []
+    assert {p: p.read_bytes() for p in item.iterdir()} == sources
+    assert len(prepare_bags_dir(bags)) == 1  # the next run removes the dead run's staging
+    result = ingest_record(item / "record.yaml", bags)
+    assert result.outcome == "bagged" and result.bag is not None and result.bag.name == "big-item.v1"
+    assert not any((bags / STAGING_DIR).iterdir())
+    bagit.Bag(str(result.bag)).validate()
