@@ -122,6 +122,30 @@ def test_each_damage_class_is_named_for_the_right_file_and_only_there(
     assert found == {"alpha.v1": set(), "bravo.v1": expected, "charlie.v1": set()}
 
 
+def test_every_damage_class_is_named_by_the_cli_in_one_audit(tmp_path: Path, make_bag: Callable[..., Path],
+                                                            cli: Callable[..., subprocess.CompletedProcess[str]]
+                                                            ) -> None:
+    import json
+
+    names = [f"case{i}" for i in range(len(DAMAGE))] + ["untouched"]
+    for name in names:
+        make_bag(name, files=FILES)
+    bags = tmp_path / "bags"
+    assert cli("register", *(bags / f"{n}.v1" for n in names), "--bags", bags).returncode == 0
+    for i, (_, damage, _) in enumerate(DAMAGE):
+        damage(bags / f"case{i}.v1")
+    result = cli("audit", "--bags", bags, "--json", tmp_path / "audit.json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads((tmp_path / "audit.json").read_text())
+    found = {b["name"]: {(f["code"], f["path"]) for loc in b["locations"] for f in loc["findings"]}
+             for b in report["bags"]}
+    assert found == {**{f"case{i}.v1": expected for i, (_, _, expected) in enumerate(DAMAGE)},
+                     "untouched.v1": set()}
+    for i, (kind, _, expected) in enumerate(DAMAGE):  # and the readable report names each one
+        code, path = next(iter(expected))
+        assert f"case{i}.v1 at " in result.stdout and f"{code} " in result.stdout, kind
+
+
 def test_a_clean_collection_reports_clean(collection: tuple[Path, Ledger]) -> None:
     _, ledger = collection
     report = run_audit(ledger, AuditOptions())
