@@ -112,6 +112,12 @@ def test_a_bag_with_a_symlink_is_refused_before_anything_is_copied(make_bag: Any
     ("s3://AKIAXXX:verysecret@bucket/p", "credentials do not belong"),
     ("s3://bucket/p?colour=blue", "unknown: colour"),
     ("ocfl:///tmp/x?layout=a&extra=1", "ocfl:///absolute/path"),
+    # a password in the endpoint would be kept with every location in the ledger and printed
+    ("s3://bucket/p?endpoint=http://minio:verysecret@127.0.0.1:9000", "credentials do not belong"),
+    ("s3://bucket/p?aws_secret_access_key=verysecret", "unknown: aws_secret_access_key"),
+    ("ftp://host/x?token=verysecret", "unknown deposit target"),
+    ("file:///srv/x?token=verysecret", "file:///absolute/path"),
+    ("ocfl:///srv/x?token=verysecret", "ocfl:///absolute/path"),
 ])
 def test_bad_target_urls_are_usage_errors_that_never_echo_secrets(url: str, message: str) -> None:
     with pytest.raises(UsageError) as caught:

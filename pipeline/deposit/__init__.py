@@ -13,14 +13,14 @@ how the audit re-checks a copy kept anywhere.
 from __future__ import annotations
 
 import importlib
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from pipeline.deposit.base import DepositResult, Fixity, Target
+from pipeline.deposit.base import DepositResult, Fixity, Target, redact
 from pipeline.errors import UsageError
 
 __all__ = [
     "DepositResult", "Fixity", "RetryPolicy", "Target", "deposit_bag", "location_of", "open_location",
-    "open_target", "schemes", "split_location",
+    "open_target", "redact", "schemes", "split_location",
 ]
 
 #: URL scheme -> "module:class".  One line per kind of repository.
@@ -43,10 +43,12 @@ def open_target(url: str) -> Target:
     """
     parts = urlsplit(url)
     if parts.scheme not in _REGISTRY:
-        raise UsageError(f"'{_redact(url)}': unknown deposit target (use one of: "
+        raise UsageError(f"'{redact(url)}': unknown deposit target (use one of: "
                          + ", ".join(f"{s}://" for s in schemes()) + ")")
-    if "@" in parts.netloc:
-        raise UsageError(f"'{_redact(url)}': credentials do not belong in a target URL; "
+    # A user:password part anywhere - the URL itself or a URL in its query, such as an S3
+    # endpoint - would be stored with every location in the ledger and printed in every report.
+    if "@" in parts.netloc or any("@" in urlsplit(v).netloc for _, v in parse_qsl(parts.query)):
+        raise UsageError(f"'{redact(url)}': credentials do not belong in a target URL; "
                          "use the environment or the standard credential files")
     module, _, cls = _REGISTRY[parts.scheme].partition(":")
     target_cls: type[Target] = getattr(importlib.import_module(module), cls)
@@ -65,7 +67,7 @@ def split_location(location: str) -> tuple[str, str]:
     parts = urlsplit(location)
     head, _, name = parts.path.rstrip("/").rpartition("/")
     if not name:
-        raise UsageError(f"'{_redact(location)}': not a bag location (no bag name at its end)")
+        raise UsageError(f"'{redact(location)}': not a bag location (no bag name at its end)")
     return _unsplit(parts.scheme, parts.netloc, head or "/", parts.query), unquote(name)
 
 
@@ -78,15 +80,6 @@ def open_location(location: str) -> tuple[Target, str]:
 def _unsplit(scheme: str, netloc: str, path: str, query: str) -> str:
     # urlunsplit writes "ocfl:/path" for schemes it does not know to have a netloc; keep the "//".
     return f"{scheme}://{netloc}{path}" + (f"?{query}" if query else "")
-
-
-def _redact(url: str) -> str:
-    """A URL fit to print: any user:password part replaced."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 
 # Imported last: replication uses open_target above (the registry is this module's own business).

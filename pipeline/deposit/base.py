@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import ClassVar, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
@@ -105,6 +106,24 @@ class Target(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
+
+
+def redact(url: str) -> str:
+    """A URL fit to print in an error: any user:password part and every query value replaced.
+
+    Query values are hidden because a malformed URL may carry a secret where a known parameter
+    was expected (``?aws_secret_access_key=...``); the parameter names stay, so the message still
+    says what was wrong.
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = "&".join(f"{k}=***" for k, _ in parse_qsl(parts.query, keep_blank_values=True))
+    head = f"{parts.scheme}:" if parts.scheme else ""
+    if url[len(head):].startswith("//"):
+        head += f"//{netloc}"
+    return head + parts.path + (f"?{query}" if query else "")
 
 
 # --------------------------------------------------------------------------- the bag being deposited

@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 from pipeline.deposit.base import (
     DepositResult, Fixity, Target, bag_expectations, bag_files, bag_identity, compare, fsync_path,
-    fsync_tree, mismatch, os_errors, result_counts, tree_fixity, algorithms_of,
+    fsync_tree, mismatch, os_errors, redact, result_counts, tree_fixity, algorithms_of,
 )
 from pipeline.errors import DepositError, UsageError
 
@@ -37,10 +37,10 @@ class FilesystemTarget(Target):
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         if parts.netloc not in ("", "localhost") or parts.query or parts.fragment:
-            raise UsageError(f"'{url}': use file:///absolute/path (no host, query or fragment)")
+            raise UsageError(f"'{redact(url)}': use file:///absolute/path (no host, query or fragment)")
         root = Path(unquote(parts.path))
         if not root.is_absolute() or str(root) == "/":
-            raise UsageError(f"'{url}': the repository must be an absolute path below /")
+            raise UsageError(f"'{redact(url)}': the repository must be an absolute path below /")
         self.root = root
         super().__init__(root.as_uri())
 

@@ -62,7 +62,7 @@ from pipeline import SOFTWARE_NAME, __version__
 from pipeline.bag.names import unsafe_reason
 from pipeline.deposit.base import (
     DepositResult, Fixity, Target, algorithms_of, bag_expectations, bag_identity, compare, fsync_path,
-    fsync_tree, mismatch, os_errors, result_counts, safe_join, split_bag_name,
+    fsync_tree, mismatch, os_errors, redact, result_counts, safe_join, split_bag_name,
 )
 from pipeline.errors import DepositError, UsageError
 from pipeline.fixity import digest_file
@@ -83,10 +83,10 @@ class OcflTarget(Target):
         parts = urlsplit(url)
         query = parse_qs(parts.query)
         if parts.netloc not in ("", "localhost") or set(query) - {"layout"} or parts.fragment:
-            raise UsageError(f"'{url}': use ocfl:///absolute/path[?layout=NAME]")
+            raise UsageError(f"'{redact(url)}': use ocfl:///absolute/path[?layout=NAME]")
         root = Path(unquote(parts.path))
         if not root.is_absolute() or str(root) == "/":
-            raise UsageError(f"'{url}': the storage root must be an absolute path below /")
+            raise UsageError(f"'{redact(url)}': the storage root must be an absolute path below /")
         self.root = root
         self.layout = query.get("layout", [DEFAULT_LAYOUT])[0]
         super().__init__("ocfl://" + root.as_posix())

@@ -45,7 +45,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from pipeline import SOFTWARE_NAME, __version__
 from pipeline.deposit.base import (
     DIGEST, EXTRA, SIZE, DepositResult, Fixity, Target, algorithms_of, bag_expectations, bag_files,
-    bag_identity, compare, digest_reader, mismatch, os_errors, result_counts,
+    bag_identity, compare, digest_reader, mismatch, os_errors, redact, result_counts,
 )
 from pipeline.deposit.serialize import TAR_MEDIA_TYPE, tar_fixity, write_tar
 from pipeline.errors import DepositError, RetryableDepositError, UsageError
@@ -71,7 +71,7 @@ class S3Target(Target):
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         unknown = set(query) - _PARAMS
         if unknown or parts.fragment or len(parts.netloc) < 3:
-            raise UsageError(f"'{url}': use s3://bucket[/prefix][?endpoint=URL&region=R&serialization=tar]"
+            raise UsageError(f"'{redact(url)}': use s3://bucket[/prefix][?endpoint=URL&region=R&serialization=tar]"
                              + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else ""))
         self.bucket = parts.netloc
         self.prefix = unquote(parts.path).strip("/")
@@ -79,7 +79,7 @@ class S3Target(Target):
         self.region = query.get("region") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.serialization = query.get("serialization", "none")
         if self.serialization not in ("none", "tar"):
-            raise UsageError(f"'{url}': serialization must be 'none' or 'tar'")
+            raise UsageError(f"'{redact(url)}': serialization must be 'none' or 'tar'")
         self.part_size = max(MIN_PART, _int(query, "part_size", 8 * MIB, url))
         self.threshold = max(self.part_size, _int(query, "multipart_threshold", 64 * MIB, url))
         self.max_concurrency = max(1, _int(query, "max_concurrency", 4, url))
@@ -373,4 +373,4 @@ def _int(query: dict[str, str], name: str, default: int, url: str) -> int:
     try:
         return int(query.get(name, default))
     except ValueError:
-        raise UsageError(f"'{url}': {name} must be a whole number") from None
+        raise UsageError(f"'{redact(url)}': {name} must be a whole number") from None
