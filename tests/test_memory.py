@@ -1,0 +1,96 @@
+"""Memory stays flat: a bag of many files is made and validated under an address-space ceiling.
+
+The work runs in a subprocess whose address space is capped (``RLIMIT_AS``) at what it had after
+its imports plus ``CEILING_MB``.  The payload is 10,000 files of 8 KiB (80 MB): a writer or
+validator that held every file's content - or more than ~3 KB per file of anything - breaks the
+ceiling and the subprocess dies with MemoryError.  A control run proves the ceiling is tight: the
+same process merely reading every file into a list must fail under it.
+
+Two things make the address space measure heap rather than reservations: thread stacks are
+set to 2 MiB (Strongroom's pools use a few dozen threads at most, each 8 MiB by default), and
+``MALLOC_ARENA_MAX=1`` stops glibc reserving 64 MiB of address space per thread arena.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+FILES = 10_000
+FILE_SIZE = 8 * 1024
+#: Address space allowed above the post-import baseline.  Measured need here: about 40 MB
+#: (bag + both verifiers + the standalone validation: ~1.5 KB per file of indexes, 16 MB of copy
+#: buffers); holding the payload alone would need 80 MB more.
+CEILING_MB = 72
+
+CHILD = r"""
+import json, os, resource, sys, threading
+from pathlib import Path
+threading.stack_size(2 << 20)
+import bagit  # imported before the ceiling, like everything else the run needs
+from pipeline.bag.writer import bag_directory
+from pipeline.bag.validator import validate_bag
+
+def vm_size():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+
+source, dest, mode, ceiling_mb = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+base = vm_size()
+resource.setrlimit(resource.RLIMIT_AS, (base + ceiling_mb * 2**20, resource.RLIM_INFINITY))
+if mode == "control":  # what a regression holding every file's bytes would do
+    held = [p.read_bytes() for p in sorted(source.rglob("*")) if p.is_file()]
+    print(json.dumps({"held": sum(map(len, held))}))
+    sys.exit(0)
+written = bag_directory(source, dest)
+report = validate_bag(dest)
+peak = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmPeak:"))
+print(json.dumps({"files": len(written.payload), "valid": report.valid,
+                  "findings": [f.line() for f in report.errors], "peak_above_base_mb": (peak - base) / 2**20}))
+"""
+
+
+@pytest.fixture(scope="module")
+def many_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """10,000 files of 8 KiB in 100 directories (made in parallel: creating files is slow here)."""
+    root = tmp_path_factory.mktemp("many") / "payload"
+    folders = [root / f"box-{i:03d}" for i in range(100)]
+    for folder in folders:
+        folder.mkdir(parents=True)
+
+    def make(i: int) -> None:
+        (folders[i % 100] / f"page-{i:05d}.bin").write_bytes(os.urandom(FILE_SIZE))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(make, range(FILES)))
+    return root
+
+
+def _run(source: Path, dest: Path, mode: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MALLOC_ARENA_MAX": "1", "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-c", CHILD, str(source), str(dest), mode, str(CEILING_MB)],
+                          capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
+
+
+@pytest.mark.slow
+def test_bag_and_validate_many_files_under_a_memory_ceiling(many_files: Path, tmp_path: Path) -> None:
+    done = _run(many_files, tmp_path / "bag", "bag")
+    assert done.returncode == 0, f"over the {CEILING_MB} MB ceiling or failed:\n{done.stderr[-3000:]}"
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["files"] == FILES and result["valid"], result
+    assert result["peak_above_base_mb"] <= CEILING_MB
+
+
+@pytest.mark.slow
+def test_the_ceiling_is_too_low_to_hold_the_payload(many_files: Path, tmp_path: Path) -> None:
+    done = _run(many_files, tmp_path / "unused", "control")
+    assert done.returncode != 0 and "MemoryError" in done.stderr, done.stdout
