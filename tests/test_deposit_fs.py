@@ -208,3 +208,25 @@ def test_retry_backoff_grows_and_stays_bounded() -> None:
     delays = [policy.delay(n) for n in range(1, 6)]
     assert 0.5 <= delays[0] <= 1.0 and 1.0 <= delays[1] <= 2.0 and 2.0 <= delays[2] <= 4.0
     assert all(d <= 5.0 for d in delays)
+
+
+def test_a_held_file_replaced_by_a_link_is_not_taken_for_the_copy(make_bag: Any, tmp_path: Path) -> None:
+    # A link at the destination, even to identical bytes, is no copy: the store holds nothing.
+    bag = make_bag("rec")
+    target = open_target((tmp_path / "store").as_uri())
+    target.put(bag)
+    held = tmp_path / "store" / "rec.v1" / "data" / "text.txt"
+    held.unlink()
+    held.symlink_to(bag / "data" / "text.txt")
+    findings = target.verify("rec.v1", bag_expectations(bag))
+    assert [(f.code, f.path) for f in findings] == [(MISSING, "data/text.txt")]
+
+
+def test_a_held_bag_directory_that_is_a_link_is_not_held(make_bag: Any, tmp_path: Path) -> None:
+    bag = make_bag("rec")
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "rec.v1").symlink_to(bag)
+    target = open_target((tmp_path / "store").as_uri())
+    assert target.locate("rec.v1") is None
+    with pytest.raises(DepositError, match="holds no bag"):
+        target.fixity("rec.v1", ["sha256"])

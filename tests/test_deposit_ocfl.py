@@ -159,3 +159,15 @@ def test_an_unusable_place_is_one_deposit_error_not_a_raw_os_error(make_bag: Any
     (tmp_path / "a-file").write_text("x")
     with pytest.raises(DepositError, match="a-file"):
         open_target(f"ocfl://{tmp_path / 'a-file' / 'ocfl'}").put(make_bag("rec"))
+
+
+def test_a_content_file_replaced_by_a_link_is_not_read(make_bag: Any, tmp_path: Path) -> None:
+    # A link inside the storage root could point anywhere; it is no copy and is never followed.
+    bag = make_bag("rec")
+    target = OcflTarget((tmp_path / "ocfl").as_uri().replace("file:", "ocfl:"))
+    target.put(bag)
+    [held] = (tmp_path / "ocfl").rglob("v1/content/data/text.txt")
+    held.unlink()
+    held.symlink_to(bag / "data" / "text.txt")
+    assert "data/text.txt" not in target.fixity("rec.v1", ["sha256"])
+    assert "data/text.txt" in {f.path for f in target.verify("rec.v1", bag_expectations(bag))}

@@ -237,7 +237,11 @@ def digest_reader(read: Callable[[int], bytes], algorithms: Sequence[str]) -> tu
 
 
 def tree_fixity(root: Path, algorithms: Sequence[str]) -> Fixity:
-    """Fixity of every regular file below ``root`` (a bag copy on a filesystem)."""
+    """Fixity of every regular file below ``root`` (a bag copy on a filesystem).
+
+    Links are left out, so a file replaced by a link is reported missing: a link is no copy, and
+    following it would read outside the repository.
+    """
     result: Fixity = {}
     for rel, path in _walk_files(root):
         result[rel] = digest_file(path, algorithms)
@@ -245,11 +249,25 @@ def tree_fixity(root: Path, algorithms: Sequence[str]) -> Fixity:
 
 
 def _walk_files(root: Path) -> Iterator[tuple[str, Path]]:
-    for base, dirs, files in os.walk(root):
+    for base, dirs, files in os.walk(root):  # never descends into linked directories
         dirs.sort()
         for name in sorted(files):
             path = Path(base) / name
-            yield path.relative_to(root).as_posix(), path
+            if is_plain_file(path):
+                yield path.relative_to(root).as_posix(), path
+
+
+def is_plain_file(path: Path, *, below: Path | None = None) -> bool:
+    """True for a regular file that is not a link, reached from ``below`` through no link either."""
+    try:
+        if not stat.S_ISREG(path.lstat().st_mode):
+            return False
+        if below is not None:
+            parents = path.relative_to(below).parents
+            return not any((below / p).is_symlink() for p in parents if str(p) != ".")
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def safe_join(root: Path, rel: str) -> Path:

@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 from pipeline.deposit.base import (
     DepositResult, Fixity, Target, bag_expectations, bag_files, bag_identity, compare, fsync_path,
-    fsync_tree, mismatch, os_errors, redact, result_counts, tree_fixity, algorithms_of,
+    fsync_tree, is_plain_file, mismatch, os_errors, redact, result_counts, tree_fixity, algorithms_of,
 )
 from pipeline.errors import DepositError, UsageError
 
@@ -76,8 +76,9 @@ class FilesystemTarget(Target):
 
     def locate(self, bag_name: str) -> str | None:
         held = self.root / bag_name
-        if bag_name.startswith(".") or "/" in bag_name or not (held / "bagit.txt").is_file():
-            return None
+        if (bag_name.startswith(".") or "/" in bag_name or held.is_symlink()
+                or not is_plain_file(held / "bagit.txt")):
+            return None  # a link is no held copy, and reading through it would leave the repository
         return self._location(bag_name)
 
     def list(self) -> list[str]:

@@ -62,7 +62,7 @@ from pipeline import SOFTWARE_NAME, __version__
 from pipeline.bag.names import unsafe_reason
 from pipeline.deposit.base import (
     DepositResult, Fixity, Target, algorithms_of, bag_expectations, bag_identity, compare, fsync_path,
-    fsync_tree, mismatch, os_errors, redact, result_counts, safe_join, split_bag_name,
+    fsync_tree, is_plain_file, mismatch, os_errors, redact, result_counts, safe_join, split_bag_name,
 )
 from pipeline.errors import DepositError, UsageError
 from pipeline.fixity import digest_file
@@ -330,7 +330,9 @@ def _version_fixity(objdir: Path, inventory: dict[str, Any], number: int, algori
         if not content:
             raise DepositError(f"{objdir}: inventory state names digest {digest[:16]}... not in its manifest")
         path = resolve(content[0]) if resolve else safe_join(objdir, content[0])
-        measured = digest_file(path, algorithms) if path.is_file() else None
+        # A content file reached through a link is treated as absent: never read outside the object.
+        plain = is_plain_file(path, below=objdir if path.is_relative_to(objdir) else None)
+        measured = digest_file(path, algorithms) if plain else None
         for logical in logical_paths:
             if unsafe_reason(logical):
                 raise DepositError(f"{objdir}: unsafe logical path '{logical}' in the inventory")
