@@ -179,6 +179,8 @@ def _rows(results: dict[str, Case], sizes: datasets.Sizes) -> list[Row]:
                     _ratio(r, "flows/ingest-flow", "flows/ingest-library"), 2.0))
     rows.append(Row(f"audit of {sizes.records:,} small bags through the flow", "≤ 0.5 × bagit-python one by one",
                     _ratio(r, "flows/audit-flow", "flows/bagit-validate-many"), 0.5))
+    rows.append(Row(f"(info) audit of {sizes.records:,} bags: library alone (no Prefect)", "cost split",
+                    _ratio(r, "flows/audit-library", "flows/bagit-validate-many"), None))
     rows.append(Row(f"(info) bag {gib}: Strongroom, no verifiers", "cost split",
                     _ratio(r, "large/sr-bag-no-verify", "large/ref-bag-p1"), None))
     rows.append(Row(f"(info) bag {gib}: Strongroom verifier only", "cost split",

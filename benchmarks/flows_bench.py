@@ -55,6 +55,7 @@ def _audit_cases(records: Path, o: Path, work: str, env: dict[str, str]) -> list
     return [
         Case("flows/bagit-validate-many", [PY, work, "bagit-validate-many", str(bags)]),
         Case("flows/audit-flow", [PY, work, "audit-flow", str(bags), ledger], None, env),
+        Case("flows/audit-library", [PY, work, "audit-library", str(bags), ledger]),
     ]
 
 

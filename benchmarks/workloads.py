@@ -134,7 +134,7 @@ def ingest_flow(records_dir: str, bags_dir: str) -> None:
 
 def ingest_library_ledger(records_dir: str, bags_dir: str, ledger_url: str) -> None:
     """Ingest every record and register its bag in a ledger (the audit benchmark's fixture)."""
-    from pipeline.ingest import IngestOptions, ingest_record, prepare_bags_dir
+    from pipeline.ingest import ingest_record, prepare_bags_dir, register_result
     from pipeline.ledger import Ledger
     from pipeline.records import discover_records
 
@@ -142,7 +142,7 @@ def ingest_library_ledger(records_dir: str, bags_dir: str, ledger_url: str) -> N
     prepare_bags_dir(bags)
     with Ledger.open(ledger_url, bags_dir=bags) as ledger:
         for record in discover_records(Path(records_dir)):
-            result = ingest_record(record, bags, IngestOptions(ledger=ledger))
+            result = register_result(ingest_record(record, bags), ledger)
             if result.outcome != "bagged":
                 raise SystemExit(f"ingest failed: {result.error}")
 
@@ -169,6 +169,19 @@ def audit_flow(bags_dir: str, ledger_url: str) -> None:
     _inner(elapsed)
 
 
+def audit_library(bags_dir: str, ledger_url: str) -> None:
+    """The same audit through ``pipeline.audit.run_audit`` alone (no Prefect): the cost split."""
+    from pipeline.audit import AuditOptions, run_audit
+    from pipeline.ledger import Ledger
+
+    started = time.perf_counter()
+    with Ledger.open(ledger_url, bags_dir=Path(bags_dir)) as ledger:
+        report = run_audit(ledger, AuditOptions())
+    if report.damaged:
+        raise SystemExit(f"audit: {len(report.damaged)} bag(s) damaged")
+    _inner(time.perf_counter() - started)
+
+
 def _inner(seconds: float) -> None:
     print(json.dumps({"inner": seconds}))
 
@@ -183,6 +196,7 @@ JOBS: dict[str, Callable[..., None]] = {
     "ingest-flow": ingest_flow,
     "ingest-library-ledger": ingest_library_ledger,
     "audit-flow": audit_flow,
+    "audit-library": audit_library,
 }
 
 if __name__ == "__main__":
