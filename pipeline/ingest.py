@@ -303,8 +303,8 @@ def _event_factory(when: dt.datetime, object_ids: list[str], agent_ids: list[str
     def make(event_type: str, text: str, *, detail: str | None = None,
              agents: list[str] | None = None) -> PremisEvent:
         return PremisEvent(identifier=f"urn:uuid:{uuid.uuid4()}", event_type=event_type, date_time=when,
-                           detail=text, outcome="suc", outcome_detail=detail, object_ids=object_ids,
-                           agent_ids=agents or agent_ids)
+                           detail=text, outcome="suc", outcome_detail=detail, object_ids=tuple(object_ids),
+                           agent_ids=tuple(agents or agent_ids))
 
     return make
 
