@@ -230,3 +230,15 @@ def test_a_held_bag_directory_that_is_a_link_is_not_held(make_bag: Any, tmp_path
     assert target.locate("rec.v1") is None
     with pytest.raises(DepositError, match="holds no bag"):
         target.fixity("rec.v1", ["sha256"])
+
+
+@pytest.mark.parametrize("listed", ["../outside.txt", "/etc/passwd", "data/../../outside.txt"])
+def test_a_bag_whose_manifest_names_a_path_outside_it_is_refused_before_copying(
+        make_bag: Any, tmp_path: Path, listed: str) -> None:
+    bag = make_bag("rec")
+    (tmp_path / "outside.txt").write_text("not part of the bag\n")
+    with open(bag / "manifest-sha256.txt", "a", encoding="utf-8") as fh:
+        fh.write(f"{'0' * 64}  {listed}\n")
+    with pytest.raises(DepositError, match="unsafe path"):
+        open_target((tmp_path / "store").as_uri()).put(bag)
+    assert not (tmp_path / "store" / "rec.v1").exists()

@@ -159,7 +159,12 @@ def bag_expectations(bag: Path) -> Fixity:
     algorithms = manifest_algorithms(bag) or list(DEFAULT_ALGORITHMS)
     for tag in (False, True):
         for alg in manifest_algorithms(bag, tag=tag):
-            for listed, digest in iter_manifest(bag / manifest_name(alg, tag=tag)):
+            manifest = manifest_name(alg, tag=tag)
+            for listed, digest in iter_manifest(bag / manifest):
+                reason = unsafe_reason(listed)
+                if reason:  # the copy could never match, and the message would only mislead
+                    raise DepositError(f"{bag}: {manifest} lists an unsafe path '{listed}' ({reason}); "
+                                       "not deposited (run strongroom validate)")
                 stated.setdefault(listed, {})[alg] = digest
     expected: Fixity = {}
     for rel, path in files:
