@@ -43,7 +43,7 @@ def task_runner(kind: RunnerKind = "threads", dask_address: str | None = None, *
         return ThreadPoolTaskRunner(max_workers=max_workers)
     if kind == "processes":
         return ProcessPoolTaskRunner(max_workers=max_workers)
-    from prefect_dask import DaskTaskRunner
+    from prefect_dask.task_runners import DaskTaskRunner
 
     if dask_address:
         if not dask_address.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
