@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     bags = list(_bags(args.paths, recursive=args.recursive))
     reports: list[ValidationReport] = []
     for bag in bags:
-        report = validate_bag(bag, depth=args.depth, profile=profile)
+        report = _validate_with_progress(bag, args.depth, profile)
         reports.append(report)
         if not args.json:
             _print_report(report)
@@ -61,6 +61,17 @@ def run(args: argparse.Namespace) -> int:
         bad = sum(not r.valid for r in reports)
         print(f"{len(reports)} bag(s) validated: {len(reports) - bad} valid, {bad} invalid")
     return 0 if all(r.valid for r in reports) else 1
+
+
+def _validate_with_progress(bag: Path, depth: Depth, profile: Any) -> ValidationReport:
+    """``validate_bag``, with a progress bar on a terminal while a full validation hashes."""
+    from pipeline.progress import bag_totals, progress_bar, wanted
+
+    octets, files = bag_totals(bag) if depth == "full" and wanted() else (None, None)
+    if octets is None and files is None:
+        return validate_bag(bag, depth=depth, profile=profile)
+    with progress_bar(f"validating {bag.name}", total_bytes=octets, total_files=files) as meter:
+        return validate_bag(bag, depth=depth, profile=profile, progress=meter)
 
 
 def _print_report(report: ValidationReport) -> None:
