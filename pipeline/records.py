@@ -137,6 +137,9 @@ def _simplify(value: Any) -> Any:
 
 
 def _read(path: Path) -> bytes:
+    # A FIFO or device named record.yaml would block the open (or never end): refuse it unopened.
+    if path.exists() and not path.is_file():
+        raise RecordError(path, ["not a regular file"])
     try:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_RECORD_BYTES + 1)

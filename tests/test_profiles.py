@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -292,3 +293,20 @@ def test_self_contradictory_profiles_are_refused(tmp_path: Path, changes: dict[s
     with pytest.raises(UsageError) as exc:
         _profile(tmp_path, **changes)
     assert says in str(exc.value)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("make, says", [
+    (lambda p: os.mkfifo(p), "not a regular file"),  # opening a FIFO would wait forever
+    (lambda p: p.mkdir(), "not a regular file"),
+    (lambda p: None, "No such file or directory"),
+    (lambda p: p.write_text("[1, 2]"), "not a BagIt profile: the profile must be a JSON object"),
+    (lambda p: p.write_bytes(b" " * (2 << 20) + b"{}"), "larger than"),
+])
+def test_unusable_profile_files_are_one_clear_line(tmp_path: Path, make: Any, says: str) -> None:
+    path = tmp_path / "profile.json"
+    make(path)
+    with pytest.raises(UsageError) as exc:
+        load_profile(path)
+    assert str(exc.value).startswith(f"{path}: ") and says in str(exc.value) and "\n" not in str(exc.value)
+    assert "Errno" not in str(exc.value)

@@ -249,3 +249,12 @@ def test_cli_records_schema_prints_the_schema() -> None:
     result = run_cli("records", "schema")
     assert result.returncode == 0
     assert result.stdout == schema_text()
+
+
+@pytest.mark.timeout(20)
+def test_a_record_that_is_a_fifo_is_a_problem_not_a_hang(tmp_path: Path) -> None:
+    # `records check DIR` finds files by name; opening a FIFO named record.yaml would wait forever.
+    os.mkfifo(tmp_path / "record.yaml")
+    with pytest.raises(RecordError, match="not a regular file"):
+        load_record(tmp_path / "record.yaml")
+    assert check_records([tmp_path / "record.yaml"]) == [f"{tmp_path / 'record.yaml'}: not a regular file"]

@@ -79,11 +79,13 @@ class Profile(BaseModel):
 def load_profile(path: Path) -> Profile:
     """Read and check a profile JSON file; UsageError naming the file and the problem if bad."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read the profile: {exc}") from exc
+        data = json.loads(_read_profile(path).decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: cannot read the profile: not UTF-8 (byte {exc.start})") from exc
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}: not JSON (line {exc.lineno}): {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: not a BagIt profile: the profile must be a JSON object")
     try:
         profile = Profile.model_validate(data)
     except ValidationError as exc:
@@ -94,6 +96,25 @@ def load_profile(path: Path) -> Profile:
     if problem:
         raise UsageError(f"{path}: not a usable BagIt profile: {problem}")
     return profile
+
+
+#: A profile is a page of JSON; anything much larger is a wrong file, not a profile.
+MAX_PROFILE_BYTES = 1 << 20
+
+
+def _read_profile(path: Path) -> bytes:
+    """The bytes of a profile file; a FIFO or device is refused before it is opened (it could block)."""
+    try:
+        if not path.is_file():
+            problem = "not a regular file" if path.exists() else "No such file or directory"
+            raise UsageError(f"{path}: cannot read the profile: {problem}")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_PROFILE_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the profile: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_PROFILE_BYTES:
+        raise UsageError(f"{path}: larger than {MAX_PROFILE_BYTES >> 20} MiB: not a BagIt profile")
+    return raw
 
 
 def _profile_problem(p: Profile) -> str | None:
