@@ -267,7 +267,7 @@ def classify(reference: Mapping[str, FileReference], observed: Fixity,
                 changed_tags.append(path)
             else:
                 findings.append(_payload_finding(ref, seen, manifests))
-    explained = _explained_manifests(changed_tags, reference, observed, manifests, findings)
+    explained = _explained_manifests(changed_tags, reference, manifests, findings)
     for path in changed_tags:
         if path not in explained:
             findings.append(Finding(code=TAG_CHANGED, path=path, message="tag file differs from the ledger",
@@ -301,10 +301,10 @@ def _payload_finding(ref: FileReference, seen: tuple[int, dict[str, str]],
     return Finding(code=CHANGED, path=ref.path, expected=expected, found=found, message="content changed")
 
 
-def _explained_manifests(changed: Sequence[str], reference: Mapping[str, FileReference], observed: Fixity,
+def _explained_manifests(changed: Sequence[str], reference: Mapping[str, FileReference],
                          manifests: Mapping[str, dict[str, str] | None] | None,
                          findings: Sequence[Finding]) -> set[str]:
-    """Changed manifests whose every differing line belongs to a file already reported."""
+    """Changed manifests whose every differing line belongs to a consistently rewritten file (AUD006)."""
     by_code: dict[str, set[str]] = {}
     for f in findings:
         by_code.setdefault(f.code, set()).add(f.path)
@@ -317,27 +317,21 @@ def _explained_manifests(changed: Sequence[str], reference: Mapping[str, FileRef
             continue
         alg, is_tag = m.group(2), bool(m.group(1))
         accounted = explained if is_tag else by_code.get(REWRITTEN, set())
-        if _diffs_explained(entries, alg, is_tag, reference, observed, by_code, accounted):
+        if _diffs_explained(entries, alg, is_tag, reference, accounted):
             explained.add(name)
     return explained
 
 
 def _diffs_explained(entries: Mapping[str, str], alg: str, is_tag: bool, reference: Mapping[str, FileReference],
-                     observed: Fixity, by_code: Mapping[str, set[str]], accounted: set[str]) -> bool:
+                     accounted: set[str]) -> bool:
     kind = "tag" if is_tag else "payload"
     expected = {p: r.digests[alg] for p, r in reference.items() if r.kind == kind and alg in r.digests}
     paths = set(entries) | (set() if is_tag else set(expected))
     diffs = [p for p in paths if entries.get(p) != expected.get(p)]
-    for path in diffs:
-        if path in entries and path in expected:
-            ok = path in accounted
-        elif path in entries:  # a line added for a file the ledger never had
-            ok = path in by_code.get(EXTRA, set()) and observed[path][1].get(alg) == entries[path]
-        else:  # a line removed for a file that is gone
-            ok = path in by_code.get(MISSING, set())
-        if not ok:
-            return False
-    return bool(diffs)
+    # Only a consistent rewrite (AUD006) explains a manifest change: that rewrite *is* the change.
+    # A line removed with a deleted file, or added with a new one, is still reported (AUD005): the
+    # manifest was edited, which a curator must see beside the missing or extra file.
+    return bool(diffs) and all(p in accounted and p in entries and p in expected for p in diffs)
 
 
 def _fmt_ref(ref: FileReference) -> str:

@@ -193,16 +193,18 @@ def test_ingest_killed_mid_bag_leaves_no_bag_and_the_next_run_completes(tmp_path
     sources = {p: p.read_bytes() for p in item.iterdir()}
     bags = tmp_path / "bags"
     script = textwrap.dedent(f"""
+        import sys
         from pathlib import Path
         from pipeline.ingest import IngestOptions, ingest_record
         def progress(done, files):
-            print(files, flush=True)
+            sys.stdout.write(f"{{files}}\\n")  # one write per line: progress may come from several threads
+            sys.stdout.flush()
         ingest_record(Path({str(item / 'record.yaml')!r}), Path({str(bags)!r}), IngestOptions(progress=progress))
     """)
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
     for line in child.stdout:
-        if int(line) >= 15:
+        if line.strip().isdigit() and int(line) >= 15:
             child.kill()
             break
     child.wait()

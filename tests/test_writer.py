@@ -243,14 +243,15 @@ def test_sigkill_while_writing_leaves_no_bag_and_the_next_run_completes(tmp_path
         from pipeline.bag.writer import bag_directory
         from pipeline.bag.second_opinion import bagit_python_findings
         def progress(done, files):
-            print(files, flush=True)
+            sys.stdout.write(f"{{files}}\\n")  # one write per line: progress may come from several threads
+            sys.stdout.flush()
         bag_directory(Path({str(src)!r}), Path({str(bags / 'b')!r}), verifiers=[bagit_python_findings],
                       progress=progress)
     """)
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
     for line in child.stdout:
-        if int(line) >= 20:
+        if line.strip().isdigit() and int(line) >= 20:
             child.kill()
             break
     child.wait()
