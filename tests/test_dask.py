@@ -103,6 +103,18 @@ def test_ingest_on_dask_worker_processes_makes_the_same_bags(records: Path, tmp_
     assert ours == theirs
 
 
+@pytest.mark.slow  # a second kind of pool; Dask above is the multi-machine path the issue asks for
+def test_ingest_on_a_process_pool_makes_the_same_bags(records: Path, tmp_path: Path) -> None:
+    from flows.ingest import ingest_flow
+    from flows.runners import task_runner
+
+    default = ingest_flow(records_dir=str(records), bags_dir=str(tmp_path / "default"), use_ledger=False)
+    pooled = ingest_flow.with_options(task_runner=task_runner("processes", max_workers=2))(
+        records_dir=str(records), bags_dir=str(tmp_path / "processes"), use_ledger=False)
+    assert default["bagged"] == pooled["bagged"] == 4 and pooled["failed"] == 0
+    assert _bag_contents(tmp_path / "default") == _bag_contents(tmp_path / "processes")
+
+
 def test_audit_on_dask_finds_the_same_damage(records: Path, tmp_path: Path, dask_address: str) -> None:
     pytest.importorskip("flows.audit")
     from flows.audit import audit_flow
