@@ -351,3 +351,17 @@ def test_bag_given_as_a_link_is_refused(tmp_path: Path) -> None:
     report = validate_bag(tmp_path / "latest")
     assert not report.valid and [f.code for f in report.findings] == ["BAG-NOT-DIRECTORY"]
     assert "symbolic link" in report.findings[0].message
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("tag_file", ["bagit.txt", "bag-info.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt"])
+def test_a_tag_file_that_is_a_fifo_is_a_finding_not_a_hang(tmp_path: Path, tag_file: str) -> None:
+    # Opening a FIFO for reading waits for a writer: the validator must never open one.
+    bag = _copy("VALID_plain-1.0", tmp_path)
+    if (bag / tag_file).exists():
+        (bag / tag_file).unlink()
+    os.mkfifo(bag / tag_file)
+    for depth in ("fast", "full"):
+        report = validate_bag(bag, depth=depth)
+        assert not report.valid
+        assert tag_file in {f.path for f in report.findings if f.severity == "error"}

@@ -10,7 +10,9 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import io
+import errno
 import os
+import stat
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,8 +36,16 @@ BagInfo = list[tuple[str, str]]
 
 
 def open_nofollow(path: Path) -> io.FileIO:
-    """Open a bag file for binary reading, refusing a symlink at the last component."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    """Open a bag file for binary reading, refusing a symlink at the last component.
+
+    Anything but a regular file is refused with an OSError ("not a regular file"): opened without
+    O_NONBLOCK, a FIFO would wait for a writer forever.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    os.set_blocking(fd, True)
     return io.FileIO(fd, "rb", closefd=True)
 
 
