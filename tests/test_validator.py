@@ -365,3 +365,9 @@ def test_a_tag_file_that_is_a_fifo_is_a_finding_not_a_hang(tmp_path: Path, tag_f
         report = validate_bag(bag, depth=depth)
         assert not report.valid
         assert tag_file in {f.path for f in report.findings if f.severity == "error"}
+
+
+def test_a_bag_without_payload_manifests_says_so_for_each_unlisted_file(tmp_path: Path) -> None:
+    bag = _copy("MANIFEST-MISSING_none", tmp_path)
+    unlisted = [f.message for f in validate_bag(bag).findings if f.code == "PAYLOAD-UNLISTED"]
+    assert unlisted and all(m.endswith("(the bag has none)") for m in unlisted), unlisted

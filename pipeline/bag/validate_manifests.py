@@ -219,7 +219,8 @@ def check_payload_completeness(c: Collector, tree: Tree, found: Manifests) -> No
 
 def _check_listed(c: Collector, key: str, names: list[str], listed: list[int]) -> None:
     if not listed:
-        c.add("PAYLOAD-UNLISTED", key, f"is not listed in any payload manifest ({', '.join(names)})")
+        which = f" ({', '.join(names)})" if names else " (the bag has none)"
+        c.add("PAYLOAD-UNLISTED", key, f"is not listed in any payload manifest{which}")
     elif len(listed) < len(names):
         missing = [n for i, n in enumerate(names) if i not in listed]
         c.by_version("PAYLOAD-UNLISTED", key, f"is not listed in {', '.join(missing)}; every payload "
