@@ -118,6 +118,8 @@ def test_a_bag_with_a_symlink_is_refused_before_anything_is_copied(make_bag: Any
     ("ftp://host/x?token=verysecret", "unknown deposit target"),
     ("file:///srv/x?token=verysecret", "file:///absolute/path"),
     ("ocfl:///srv/x?token=verysecret", "ocfl:///absolute/path"),
+    ("s3://bucket/p?endpoint=127.0.0.1:9000", "endpoint must be an http:// or https:// URL"),
+    ("s3://bucket/p?endpoint=ftp://host", "endpoint must be an http:// or https:// URL"),
 ])
 def test_bad_target_urls_are_usage_errors_that_never_echo_secrets(url: str, message: str) -> None:
     with pytest.raises(UsageError) as caught:

@@ -76,6 +76,9 @@ class S3Target(Target):
         self.bucket = parts.netloc
         self.prefix = unquote(parts.path).strip("/")
         self.endpoint = query.get("endpoint")
+        endpoint = urlsplit(self.endpoint or "https://s3.amazonaws.com")
+        if endpoint.scheme not in ("http", "https") or not endpoint.hostname:
+            raise UsageError(f"'{redact(url)}': endpoint must be an http:// or https:// URL with a host")
         self.region = query.get("region") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.serialization = query.get("serialization", "none")
         if self.serialization not in ("none", "tar"):
