@@ -288,6 +288,18 @@ def mismatch(location: str, findings: Sequence[Finding], problem: str) -> Deposi
     return DepositMismatchError(location, findings, problem=problem)
 
 
+def already_held(name: str, location: str, findings: Sequence[Finding], expected: Fixity, *,
+                 held: str = "bag") -> DepositResult:
+    """The outcome of depositing a bag a target already holds under its name: ``unchanged`` when
+    the held copy matched (no ``findings``), else DepositMismatchError - nothing is overwritten."""
+    if findings:
+        raise mismatch(location, findings,
+                       f"already holds a different or damaged {held} under this name; nothing overwritten")
+    files, octets = result_counts(expected)
+    return DepositResult(bag=name, outcome="unchanged", location=location, files=files, bytes=octets,
+                         verified=True, detail="already held, identical")
+
+
 def result_counts(expected: Mapping[str, tuple[int, Mapping[str, str]]]) -> tuple[int, int]:
     """(files, octets) of a bag from its expectations."""
     return len(expected), sum(max(size, 0) for size, _ in expected.values())

@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from pipeline.deposit.base import (
-    DepositResult, Fixity, Target, bag_expectations, bag_files, bag_identity, compare, fsync_path,
+    DepositResult, already_held, Fixity, Target, bag_expectations, bag_files, bag_identity, compare, fsync_path,
     fsync_tree, is_plain_file, mismatch, os_errors, redact, result_counts, tree_fixity, algorithms_of,
 )
 from pipeline.errors import DepositError, UsageError
@@ -98,13 +98,7 @@ class FilesystemTarget(Target):
         return (self.root / name).as_uri()
 
     def _already_held(self, name: str, expected: Fixity) -> DepositResult:
-        findings = self.verify(name, expected)
-        if findings:
-            raise mismatch(self._location(name), findings,
-                           "already holds a different or damaged bag under this name; nothing overwritten")
-        files, octets = result_counts(expected)
-        return DepositResult(bag=name, outcome="unchanged", location=self._location(name), files=files,
-                             bytes=octets, verified=True, detail="already held, identical")
+        return already_held(name, self._location(name), self.verify(name, expected), expected)
 
     def _make_root(self) -> None:
         try:

@@ -61,7 +61,7 @@ from ocfl.validator import Validator  # noqa: E402
 from pipeline import SOFTWARE_NAME, __version__
 from pipeline.bag.names import unsafe_reason
 from pipeline.deposit.base import (
-    DepositResult, Fixity, Target, algorithms_of, bag_expectations, bag_identity, compare, fsync_path,
+    DepositResult, already_held, Fixity, Target, algorithms_of, bag_expectations, bag_identity, compare, fsync_path,
     fsync_tree, is_plain_file, mismatch, os_errors, redact, result_counts, safe_join, split_bag_name,
 )
 from pipeline.errors import DepositError, UsageError
@@ -223,13 +223,7 @@ class OcflTarget(Target):
 
     def _already_held(self, name: str, objdir: Path, number: int, expected: Fixity) -> DepositResult:
         found = _version_fixity(objdir, _read_inventory(objdir), number, algorithms_of(expected))
-        findings = compare(found, expected)
-        if findings:
-            raise mismatch(self._location(name), findings,
-                           "already holds a different or damaged version under this name; nothing overwritten")
-        files, octets = result_counts(expected)
-        return DepositResult(bag=name, outcome="unchanged", location=self._location(name), files=files,
-                             bytes=octets, verified=True, detail="already held, identical")
+        return already_held(name, self._location(name), compare(found, expected), expected, held="version")
 
     def _create(self, bag: Path, identifier: str, objdir: Path, staging: Path, name: str,
                 expected: Fixity) -> None:

@@ -44,7 +44,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from pipeline import SOFTWARE_NAME, __version__
 from pipeline.deposit.base import (
-    DIGEST, EXTRA, SIZE, DepositResult, Fixity, Target, algorithms_of, bag_expectations, bag_files,
+    DIGEST, EXTRA, SIZE, DepositResult, already_held, Fixity, Target, algorithms_of, bag_expectations, bag_files,
     bag_identity, compare, digest_reader, mismatch, os_errors, redact, result_counts,
 )
 from pipeline.deposit.serialize import TAR_MEDIA_TYPE, tar_fixity, write_tar
@@ -206,12 +206,7 @@ class S3Target(Target):
 
     def _already_held(self, name: str, expected: Fixity) -> DepositResult:
         findings = compare(self._read_fixity(name, algorithms_of(expected)), expected)
-        if findings:
-            raise mismatch(self._location(name), findings,
-                           "already holds a different or damaged bag under this name; nothing overwritten")
-        files, octets = result_counts(expected)
-        return DepositResult(bag=name, outcome="unchanged", location=self._location(name), files=files,
-                             bytes=octets, verified=True, detail="already held, identical")
+        return already_held(name, self._location(name), findings, expected)
 
     def _read_fixity(self, name: str, algorithms: Sequence[str]) -> Fixity:
         if self.serialization == "tar":
