@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -48,12 +49,12 @@ class Sizes:
                    records=50)
 
 
-def _ready(directory: Path, params: dict[str, object]) -> bool:
+def _ready(directory: Path, params: Mapping[str, object]) -> bool:
     stamp = directory / ".ready"
     return stamp.is_file() and json.loads(stamp.read_text()) == params
 
 
-def _mark(directory: Path, params: dict[str, object]) -> None:
+def _mark(directory: Path, params: Mapping[str, object]) -> None:
     (directory / ".ready").write_text(json.dumps(params))
 
 

@@ -16,6 +16,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,8 +88,8 @@ def strongroom_bag_library(source: str, dest: str, verifiers: str) -> None:
     from pipeline.bag.validator import validate_bag
     from pipeline.bag.writer import bag_directory
 
-    def strongroom(path: Path) -> list:  # type: ignore[type-arg]
-        return validate_bag(path, depth="full").findings
+    def strongroom(path: Path) -> list[Any]:
+        return list(validate_bag(path, depth="full").findings)
 
     chosen = {"none": [], "strongroom": [strongroom], "bagit": [bagit_python_findings],
               "both": [strongroom, bagit_python_findings]}[verifiers]
