@@ -10,7 +10,9 @@ one writer per OCFL root, two for a filesystem, four for S3 unless the URL says 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from pipeline.deposit import open_target  # noqa: E402
 from pipeline.deposit.replication import deposit_row, summarise  # noqa: E402
+from pipeline.ledger import LEDGER_ENV  # noqa: E402
 
 ARTIFACT_KEY = "strongroom-deposit"
 #: Set by the CLI in this process to show progress; never a flow parameter (not serialisable).
@@ -39,17 +42,21 @@ def set_progress(callback: Callable[[dict[str, Any]], None] | None) -> None:
 
 
 @task(name="deposit-bag", task_run_name="deposit {bag.name}", cache_policy=NO_CACHE)
-def deposit_bag_task(bag: Path, url: str, ledger_url: str | None, use_ledger: bool) -> dict[str, Any]:
+def deposit_bag_task(bag: Path, url: str, use_ledger: bool) -> dict[str, Any]:
     """Deposit one bag; a failure comes back as a row, so the other bags proceed."""
-    return deposit_row(bag, url, ledger_url=ledger_url, use_ledger=use_ledger)
+    return deposit_row(bag, url, use_ledger=use_ledger)  # the ledger: $STRONGROOM_LEDGER or beside the bag
 
 
 @flow(name="strongroom-deposit", log_prints=False)
-def deposit_flow(bags: Sequence[str], to: str, ledger_url: str | None = None,
-                 use_ledger: bool = True) -> dict[str, Any]:
-    """Deposit every bag in ``bags`` at the target ``to``; returns the report (see ``summarise``)."""
+def deposit_flow(bags: Sequence[str], to: str, use_ledger: bool = True) -> dict[str, Any]:
+    """Deposit every bag in ``bags`` at the target ``to``; returns the report (see ``summarise``).
+
+    The ledger is ``$STRONGROOM_LEDGER``, else the SQLite ledger beside each bag.  It is not a
+    parameter: Prefect stores and shows every flow run's parameters, and a ledger URL may hold a
+    password.
+    """
     paths = [Path(b) for b in bags]
-    futures = [deposit_bag_task.submit(p, to, ledger_url, use_ledger) for p in paths]
+    futures = [deposit_bag_task.submit(p, to, use_ledger) for p in paths]
     for future in as_completed(futures):
         if _on_row is not None:
             _on_row(future.result())
@@ -62,10 +69,31 @@ def deposit_flow(bags: Sequence[str], to: str, ledger_url: str | None = None,
 
 def run_deposit(bags: Sequence[str], to: str, *, ledger_url: str | None = None,
                 use_ledger: bool = True) -> dict[str, Any]:
-    """Run the flow with a thread pool sized to the target's concurrency limit."""
+    """Run the flow with a thread pool sized to the target's concurrency limit.
+
+    ``ledger_url`` reaches the tasks (threads of this process) through ``$STRONGROOM_LEDGER`` for
+    the length of the run, never through Prefect, which would keep it with the flow run.
+    """
     workers = open_target(to).max_concurrency
     runner: Any = ThreadPoolTaskRunner(max_workers=workers)
-    return deposit_flow.with_options(task_runner=runner)(bags, to, ledger_url, use_ledger)
+    with _ledger_env(ledger_url):
+        return deposit_flow.with_options(task_runner=runner)(bags, to, use_ledger)
+
+
+@contextmanager
+def _ledger_env(ledger_url: str | None) -> Iterator[None]:
+    if ledger_url is None:
+        yield
+        return
+    before = os.environ.get(LEDGER_ENV)
+    os.environ[LEDGER_ENV] = ledger_url
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(LEDGER_ENV, None)
+        else:
+            os.environ[LEDGER_ENV] = before
 
 
 def _artifact_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ def test_the_flow_runs_one_task_per_bag_and_a_failed_bag_does_not_stop_the_other
     store = (tmp_path / "store").as_uri()
     open_target(store).put(make_bag("c", files={"x.txt": b"theirs\n"}, bags=tmp_path / "elsewhere"))
     state = deposit_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=2))(
-        [str(a), str(b), str(clash)], store, None, False, return_state=True)
+        [str(a), str(b), str(clash)], store, False, return_state=True)
     report = state.result()
     assert [r["bag"] for r in report["bags"]] == ["a.v1", "b.v1", "c.v1"]
     assert [r["outcome"] for r in report["bags"]] == ["deposited", "deposited", "failed"]
@@ -98,3 +98,31 @@ def test_cli_failure_is_one_line_and_exit_1(make_bag: Any, tmp_path: Path) -> No
     assert out.returncode == 1
     assert out.stderr.count("\n") == 1 and "not registered in the ledger" in out.stderr
     assert not (tmp_path / "store" / "rec.v1").exists()
+
+
+@pytest.mark.postgres
+def test_a_ledger_password_is_never_a_flow_run_parameter(prefect_harness: None, make_bag: Any, tmp_path: Path,
+                                                       fresh_pg_url: str) -> None:
+    # Prefect keeps every flow run's parameters in its database and shows them in its UI: a
+    # ledger URL with a password must reach the tasks another way.
+    from prefect.client.orchestration import get_client
+
+    from flows.deposit import run_deposit
+    from pipeline.ledger import Ledger
+
+    ledger_url = fresh_pg_url.replace("postgres@", "postgres:TopSecret42@", 1)  # trust auth: any password
+    bag = make_bag("rec")
+    with Ledger.open(ledger_url) as ledger:
+        ledger.register_bag(bag, origin="ingest")
+    report = run_deposit([str(bag)], (tmp_path / "store").as_uri(), ledger_url=ledger_url)
+    assert report["deposited"] == 1, report
+
+    async def parameters() -> list[Any]:
+        async with get_client() as client:
+            runs = await client.read_flow_runs(limit=5, sort="EXPECTED_START_TIME_DESC")
+            return [r.parameters for r in runs if r.flow_id and r.parameters.get("to", "").endswith("store")]
+
+    seen = asyncio.run(parameters())
+    assert seen and "TopSecret42" not in json.dumps(seen, default=str)
+    with Ledger.open(ledger_url) as ledger:
+        assert [e.outcome for e in ledger.events("rec.v1") if e.event_type == "rep"] == ["suc"]
