@@ -171,3 +171,29 @@ def test_a_content_file_replaced_by_a_link_is_not_read(make_bag: Any, tmp_path: 
     held.symlink_to(bag / "data" / "text.txt")
     assert "data/text.txt" not in target.fixity("rec.v1", ["sha256"])
     assert "data/text.txt" in {f.path for f in target.verify("rec.v1", bag_expectations(bag))}
+
+
+@pytest.mark.parametrize("damage", [
+    lambda inv: inv["versions"].update(v1="garbage"),
+    lambda inv: inv.update(versions={"vX": {}}),
+    lambda inv: inv.update(manifest=["not", "a", "map"]),
+    lambda inv: inv["versions"]["v1"].update(state={"abc": "data/x"}),
+])
+def test_a_malformed_inventory_is_one_deposit_error(make_bag: Any, tmp_path: Path, damage: Any) -> None:
+    # Inventories are read from a repository anyone may have edited: a bad one is named, not a crash.
+    import hashlib
+    import json
+
+    bag = make_bag("rec")
+    target = OcflTarget((tmp_path / "ocfl").as_uri().replace("file:", "ocfl:"))
+    target.put(bag)
+    [inventory] = [p for p in (tmp_path / "ocfl").rglob("inventory.json") if p.parent.name == "rec"]
+    data = json.loads(inventory.read_text())
+    damage(data)
+    raw = json.dumps(data).encode()
+    inventory.write_bytes(raw)
+    inventory.with_name("inventory.json.sha512").write_text(f"{hashlib.sha512(raw).hexdigest()} inventory.json\n")
+    with pytest.raises(DepositError, match="not an OCFL inventory"):
+        target.put(bag)
+    with pytest.raises(DepositError, match="not an OCFL inventory"):
+        target.fixity("rec.v1", ["sha256"])

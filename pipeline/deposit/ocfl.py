@@ -291,9 +291,30 @@ def _read_inventory(objdir: Path) -> dict[str, Any]:
             data = json.load(fh)
     except (OSError, ValueError) as exc:
         raise DepositError(f"{objdir / INVENTORY}: unreadable OCFL inventory: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("versions"), dict):
-        raise DepositError(f"{objdir / INVENTORY}: not an OCFL inventory")
+    problem = _inventory_problem(data)
+    if problem or not isinstance(data, dict):
+        raise DepositError(f"{objdir / INVENTORY}: not an OCFL inventory ({problem})")
     return data
+
+
+def _inventory_problem(data: Any) -> str | None:
+    """What makes ``data`` unusable as an inventory here (read from a repository: trust nothing)."""
+    def path_map(value: Any) -> bool:  # {digest: [path, ...]}
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, list) and all(isinstance(p, str) for p in v)
+            for k, v in value.items())
+
+    if not isinstance(data, dict) or not isinstance(data.get("id", ""), str):
+        return "not a JSON object with a string id"
+    versions = data.get("versions")
+    if not isinstance(versions, dict) or not path_map(data.get("manifest", {})):
+        return "versions or manifest malformed"
+    for name, version in versions.items():
+        if not (isinstance(name, str) and name[:1] == "v" and name[1:].isdigit()):
+            return f"version name {name!r} is not v<N>"
+        if not isinstance(version, dict) or not path_map(version.get("state", {})):
+            return f"version {name} has no usable state"
+    return None
 
 
 def _number(vdir: str) -> int:
