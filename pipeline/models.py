@@ -17,6 +17,7 @@ import hashlib
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -118,34 +119,23 @@ def _check_text(value: str) -> str:
     return value
 
 
-def _check_identifier(value: str) -> str:
-    if not re.match(ID_PATTERN, value):
-        raise PydanticCustomError(
-            "identifier", "invalid identifier '{value}': use 1-100 letters, digits, '.', '_' "
-            "or '-', starting with a letter or digit", {"value": value})
-    return value
+def _matching(pattern: re.Pattern[str], kind: str, message: str) -> Callable[[str], str]:
+    """A field check: the value must match ``pattern``, else error ``kind`` with ``message``."""
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise PydanticCustomError(kind, message, {"value": value})
+        return value
+
+    return check
 
 
-def _check_language(value: str) -> str:
-    if not _LANG.match(value):
-        raise PydanticCustomError(
-            "language", "invalid language tag '{value}' (use BCP 47, e.g. 'en' or 'es')",
-            {"value": value})
-    return value
-
-
-def _check_uri(value: str) -> str:
-    if not _URI.match(value):
-        raise PydanticCustomError("uri", "not an absolute URI: '{value}'", {"value": value})
-    return value
-
-
-def _check_media_type(value: str) -> str:
-    if not _MEDIA_TYPE.match(value):
-        raise PydanticCustomError(
-            "media_type", "not a media type: '{value}' (e.g. 'text/plain; charset=utf-8')",
-            {"value": value})
-    return value
+_check_identifier = _matching(
+    re.compile(ID_PATTERN), "identifier",
+    "invalid identifier '{value}': use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit")
+_check_language = _matching(_LANG, "language", "invalid language tag '{value}' (use BCP 47, e.g. 'en' or 'es')")
+_check_uri = _matching(_URI, "uri", "not an absolute URI: '{value}'")
+_check_media_type = _matching(_MEDIA_TYPE, "media_type",
+                              "not a media type: '{value}' (e.g. 'text/plain; charset=utf-8')")
 
 
 def _check_payload_path(value: str) -> str:
