@@ -371,3 +371,9 @@ def test_a_bag_without_payload_manifests_says_so_for_each_unlisted_file(tmp_path
     bag = _copy("MANIFEST-MISSING_none", tmp_path)
     unlisted = [f.message for f in validate_bag(bag).findings if f.code == "PAYLOAD-UNLISTED"]
     assert unlisted and all(m.endswith("(the bag has none)") for m in unlisted), unlisted
+
+
+def test_the_summary_of_an_invalid_bag_does_not_claim_its_digests_verified(tmp_path: Path) -> None:
+    report = validate_bag(_copy("PAYLOAD-DIGEST-MISMATCH_one-byte-flipped", tmp_path))
+    assert "INVALID" in report.summary_line() and "verified" not in report.summary_line()
+    assert "full: every digest checked" in report.summary_line()

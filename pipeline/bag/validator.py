@@ -38,7 +38,7 @@ DEPTHS: tuple[Depth, ...] = ("fast", "completeness", "full")
 _DEPTH_SAYS = {
     "fast": "fast: structure, tag files and Payload-Oxum only, proves nothing about payload content",
     "completeness": "completeness: every file present and listed, digests not computed",
-    "full": "full: every digest verified",
+    "full": "full: every digest checked",  # "verified" read as a verdict on INVALID bags
 }
 
 
