@@ -79,6 +79,9 @@ def test_the_cli_without_the_flow_records_in_the_ledger(make_bag: Any, tmp_path:
 @pytest.mark.parametrize("args, code, message", [
     (["--to", "ftp://example.org/x"], 2, "unknown deposit target"),
     (["--to", "s3://KEY:SECRET@bucket"], 2, "credentials do not belong"),
+    (["--to", "s3://bucket/p?endpoint=http://KEY:SECRET@127.0.0.1:9"], 2, "credentials do not belong"),
+    (["--to", "s3://bucket/p?aws_secret_access_key=SECRET"], 2, "unknown: aws_secret_access_key"),
+    (["--to", "s3://bucket/p?endpoint=127.0.0.1:9000"], 2, "endpoint must be an http:// or https:// URL"),
 ])
 def test_cli_usage_errors_are_one_line(make_bag: Any, args: list[str], code: int, message: str) -> None:
     out = run_cli("deposit", make_bag("rec"), "--no-flow", *args)
