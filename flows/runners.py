@@ -18,6 +18,7 @@ to several machines by changing only its task runner::
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Literal, get_args
 
@@ -29,7 +30,7 @@ RunnerKind = Literal["threads", "processes", "dask"]
 RUNNER_KINDS: tuple[str, ...] = get_args(RunnerKind)
 #: Settings a Dask worker process needs to behave like the flow's own process.
 _WORKER_ENV = ("PREFECT_API_URL", "PREFECT_API_KEY", "DO_NOT_TRACK", "PREFECT_SERVER_ANALYTICS_ENABLED",
-               "PREFECT_LOGGING_LEVEL", "STRONGROOM_LEDGER")
+               "PREFECT_LOGGING_LEVEL", "STRONGROOM_LEDGER", "DASK_LOGGING__DISTRIBUTED")
 
 
 def task_runner(kind: RunnerKind = "threads", dask_address: str | None = None, *,
@@ -45,6 +46,7 @@ def task_runner(kind: RunnerKind = "threads", dask_address: str | None = None, *
         return ProcessPoolTaskRunner(max_workers=max_workers)
     from prefect_dask.task_runners import DaskTaskRunner
 
+    _quiet_dask()
     if dask_address:
         if not dask_address.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
             raise UsageError(f"--dask-address {dask_address!r}: expected a scheduler address such as "
@@ -53,6 +55,14 @@ def task_runner(kind: RunnerKind = "threads", dask_address: str | None = None, *
     workers = max_workers or max(1, os.cpu_count() or 1)
     return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
                                           "dashboard_address": None, "env": worker_environment()})
+
+
+def _quiet_dask() -> None:
+    """Dask's INFO lines (workers starting, closing) are for --verbose, like Prefect's own."""
+    if os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING").upper() in ("DEBUG", "INFO"):
+        return
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # read by worker processes
 
 
 def worker_environment() -> dict[str, str]:
