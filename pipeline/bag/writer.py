@@ -127,7 +127,7 @@ def write_bag(dest: Path, payload: Sequence[PayloadFile], options: BagOptions = 
         digests = _copy_payload(staging, payload, algorithms, options)
         tag_names = _write_tag_files(staging, digests, algorithms, options)
         _flush_tree(staging)
-        notes = _verify(staging, options.verifiers, side_by_side=len(digests) <= _SIDE_BY_SIDE_FILES)
+        notes = _verify(staging, options.verifiers, side_by_side=_side_by_side(digests))
         if options.after_verify:
             tag_names = _add_final_tag_files(staging, tag_names, digests, algorithms,
                                              options.after_verify(digests, notes))
@@ -435,19 +435,30 @@ _syncfs: Callable[[int], int] | None = _load_libc("syncfs")
 _renameat2: Any = _load_libc("renameat2")
 
 
-#: Up to this many payload files the verifiers run side by side; beyond, one after the other.
+#: The verifiers run side by side only for payloads of large files, and not too many of them.
 _SIDE_BY_SIDE_FILES = 2_000
+_SIDE_BY_SIDE_MEAN_SIZE = 256 * 1024
+
+
+def _side_by_side(payload: Sequence[PayloadDigest]) -> bool:
+    """True when running the verifiers at once pays: hashing-bound work, bounded memory.
+
+    Measured here: 4 files of 256 MiB verify 10-15% faster side by side; 10,000 files of 8 KiB
+    25% slower (both verifiers are then per-file Python contending for the GIL).
+    """
+    if not payload or len(payload) > _SIDE_BY_SIDE_FILES:
+        return False
+    return sum(p.size for p in payload) / len(payload) >= _SIDE_BY_SIDE_MEAN_SIZE
 
 
 def _verify(staging: Path, verifiers: Sequence[Verifier], *, side_by_side: bool = True) -> str:
     """Run every verifier; the first (in order) with error findings stops the publication.
 
-    With few files the verifiers run side by side: each re-reads the whole bag, and bagit-python
-    hashes on one core only, so together they keep both cores of a small machine busy (about a
-    third less wall time for large payloads).  With many small files the work is per-file Python
-    (the GIL, no gain) while each verifier's index of the files grows with their number
-    (bagit-python about 1.4 KB a file): one after the other, their memory peaks do not add up.
-    All of them finish before this returns or raises.
+    ``side_by_side`` (for large files): each verifier re-reads the whole bag and bagit-python
+    hashes on one core only, so together they keep both cores of a small machine busy.  With many
+    small files the work is per-file Python (the GIL: slower at once) and each verifier's index of
+    the files grows with their number (bagit-python about 1.3 KB a file): one after the other,
+    their memory peaks do not add up.  All of them finish before this returns or raises.
     """
     if side_by_side and len(verifiers) > 1:
         with ThreadPoolExecutor(len(verifiers), thread_name_prefix="strongroom-verify") as pool:
