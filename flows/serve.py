@@ -15,6 +15,8 @@ the environment they inherit.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,4 +74,20 @@ def serve(options: ServeOptions) -> None:
     """Register the deployments with the Prefect API and run their schedules until stopped."""
     if options.ledger_url:
         os.environ[LEDGER_ENV] = options.ledger_url  # inherited by the flow runs, never shown
-    prefect_serve(*deployments(options), print_starting_message=True)
+    stop = threading.Event()
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        stop.set()
+        raise SystemExit(0)
+
+    # Until Prefect's runner has started and installed its own handler, a SIGTERM must still mean
+    # "stop cleanly"; whatever the SystemExit interrupted (Prefect builds pydantic schemas while it
+    # starts, and pydantic wraps the exit in a SchemaError) is then not a failure.
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        prefect_serve(*deployments(options), print_starting_message=True)
+    except Exception:
+        if not stop.is_set():
+            raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
