@@ -325,9 +325,12 @@ def test_100k_files_in_bounded_memory(tmp_path: Path) -> None:
     for alg, entries in lines.items():
         (bag / f"manifest-{alg}.txt").write_text("".join(entries))
     del lines
-    code = ("import resource, sys; from pathlib import Path; from pipeline.bag.validator import validate_bag; "
+    # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across fork+exec, so a child of a large pytest
+    # process would report the parent's size; VmHWM belongs to the child's own address space.
+    code = ("import re, sys; from pathlib import Path; from pipeline.bag.validator import validate_bag; "
             f"r = validate_bag(Path({str(bag)!r})); "
-            "print(r.valid, r.payload_files, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+            "hwm = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)); "
+            "print(r.valid, r.payload_files, hwm // 1024)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     valid, files, peak_mb = done.stdout.split()
     print(f"\n100,000-file bag: valid={valid}, peak RSS {peak_mb} MB")
