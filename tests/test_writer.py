@@ -271,3 +271,12 @@ def test_a_payload_name_starting_with_tilde_is_an_ordinary_file_below_data(tmp_p
     (src / "~backup.txt").write_bytes(b"tilde")
     bag = bag_directory(src, tmp_path / "bag", verifiers=SECOND_OPINION_ONLY).path
     assert (bag / "data" / "~backup.txt").read_bytes() == b"tilde"
+
+
+def test_a_published_bag_has_the_mode_a_plain_mkdir_would_give(tmp_path: Path, source: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        bag = bag_directory(source, tmp_path / "bag", verifiers=SECOND_OPINION_ONLY).path
+    finally:
+        os.umask(old)
+    assert bag.stat().st_mode & 0o777 == 0o755  # not mkdtemp's 0700: others may read the archive

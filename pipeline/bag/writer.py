@@ -19,24 +19,21 @@ staging directory, which :func:`remove_stale_staging` recognises (dead owner pro
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import datetime as dt
 import os
 import re
 import shutil
 import socket
 import stat
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from pipeline import SOFTWARE_NAME, __version__
 from pipeline.bag.names import nfc, unsafe_reason
 from pipeline.bag.tagfiles import BAGIT_TXT, format_bag_info, format_manifest_line, manifest_name
+from pipeline.durable import flush_tree, fsync_path, rename_noreplace, staging_dir
 from pipeline.errors import BagInvalidError, BagWriteError, FixityError, PayloadError
 from pipeline.findings import Finding, errors
 from pipeline.fixity import DEFAULT_ALGORITHMS, check_algorithms, copy_files
@@ -126,7 +123,7 @@ def write_bag(dest: Path, payload: Sequence[PayloadFile], options: BagOptions = 
     try:
         digests = _copy_payload(staging, payload, algorithms, options)
         tag_names = _write_tag_files(staging, digests, algorithms, options)
-        _flush_tree(staging)
+        flush_tree(staging)
         notes = _verify(staging, options.verifiers, side_by_side=_side_by_side(digests))
         if options.after_verify:
             tag_names = _add_final_tag_files(staging, tag_names, digests, algorithms,
@@ -246,7 +243,7 @@ def _new_staging(dest: Path) -> Path:
     try:
         root.mkdir(exist_ok=True)
         prefix = f"{dest.name}~{socket.gethostname()}~{os.getpid()}~"
-        return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+        return staging_dir(root, prefix)
     except OSError as exc:
         raise BagWriteError(f"{root}: cannot create a staging directory: {exc.strerror}") from exc
 
@@ -350,7 +347,7 @@ def _add_final_tag_files(staging: Path, tag_names: list[str], payload: Sequence[
     for alg in algorithms:
         (staging / manifest_name(alg, tag=True)).unlink()
     _write_tag_manifests(staging, names, algorithms)
-    _flush_tree(staging)
+    flush_tree(staging)
     _check_tag_manifests(staging, algorithms)
     return names + [manifest_name(a, tag=True) for a in algorithms]
 
@@ -402,37 +399,6 @@ def _write_text(path: Path, text: str) -> None:
         fh.write(text)
 
 
-def _flush_tree(root: Path) -> None:
-    """Make the staged bag durable before it is published: one syncfs, else an fsync per file."""
-    fd = os.open(root, os.O_RDONLY)
-    try:
-        if _syncfs is not None and _syncfs(fd) == 0:
-            return
-    finally:
-        os.close(fd)
-    for base, dirs, files in os.walk(root):
-        for name in files + dirs:
-            _fsync_path(Path(base) / name)
-    _fsync_path(root)
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _load_libc(symbol: str) -> Any:
-    name = ctypes.util.find_library("c")
-    return getattr(ctypes.CDLL(name, use_errno=True), symbol, None) if name else None
-
-
-# os.syncfs does not exist in Python 3.11/3.12; libc's syncfs flushes the staging filesystem in
-# one call, far cheaper than one fsync per file on trees of many small files.
-_syncfs: Callable[[int], int] | None = _load_libc("syncfs")
-_renameat2: Any = _load_libc("renameat2")
 
 
 #: The verifiers run side by side only for payloads of large files, and not too many of them.
@@ -482,24 +448,10 @@ def _findings_of(verify: Verifier, staging: Path) -> list[Finding]:
 def _publish(staging: Path, dest: Path) -> None:
     """One rename makes the whole bag visible; the parent directory is synced after it."""
     try:
-        _rename_noreplace(staging, dest)
+        rename_noreplace(staging, dest)
     except FileExistsError:
         raise BagWriteError(f"{dest}: already exists (bags are never overwritten)") from None
     except OSError as exc:
         raise BagWriteError(f"{dest}: cannot publish the bag: {exc.strerror}") from exc
-    _fsync_path(dest.parent)
+    fsync_path(dest.parent)
 
-
-def _rename_noreplace(src: Path, dst: Path) -> None:
-    # os.rename silently replaces an empty directory at dst; renameat2(RENAME_NOREPLACE) refuses
-    # any existing dst, closing the window between the existence check and the publication.
-    if _renameat2 is not None:
-        at_fdcwd, rename_noreplace = -100, 1
-        if _renameat2(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), rename_noreplace) == 0:
-            return
-        err = ctypes.get_errno()
-        if err not in (22, 38):  # EINVAL / ENOSYS: the filesystem or kernel lacks it; fall back
-            raise OSError(err, os.strerror(err), str(dst))
-    if dst.exists():
-        raise FileExistsError(str(dst))
-    os.rename(src, dst)

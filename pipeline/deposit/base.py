@@ -305,21 +305,6 @@ def result_counts(expected: Mapping[str, tuple[int, Mapping[str, str]]]) -> tupl
     return len(expected), sum(max(size, 0) for size, _ in expected.values())
 
 
-def fsync_path(path: Path) -> None:
-    """fsync one file or directory (a published copy must be durable before it is announced)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_tree(root: Path) -> None:
-    """fsync every file and directory below ``root``, then ``root`` itself."""
-    for base, dirs, files in os.walk(root):
-        for name in files + dirs:
-            fsync_path(Path(base) / name)
-    fsync_path(root)
 
 
 @contextmanager

@@ -13,16 +13,16 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from pipeline.deposit.base import (
-    DepositResult, already_held, Fixity, Target, bag_expectations, bag_files, bag_identity, compare, fsync_path,
-    fsync_tree, is_plain_file, mismatch, os_errors, redact, result_counts, tree_fixity, algorithms_of,
+    DepositResult, already_held, Fixity, Target, bag_expectations, bag_files, bag_identity, compare,
+    is_plain_file, mismatch, os_errors, redact, result_counts, tree_fixity, algorithms_of,
 )
+from pipeline.durable import flush_tree, fsync_path, staging_dir
 from pipeline.errors import DepositError, UsageError
 
 WORK_DIR = ".strongroom-deposit"
@@ -59,7 +59,7 @@ class FilesystemTarget(Target):
             dest = self.root / name
             if dest.exists() or dest.is_symlink():
                 return self._already_held(name, expected)
-            staging = Path(tempfile.mkdtemp(prefix=f"{name}.", suffix=".partial", dir=self.root / WORK_DIR))
+            staging = staging_dir(self.root / WORK_DIR, f"{name}.", ".partial")
             try:
                 self._copy(bag, staging)
                 findings = compare(tree_fixity(staging, algorithms_of(expected)), expected)
@@ -130,4 +130,4 @@ class FilesystemTarget(Target):
                 shutil.copyfile(source, target, follow_symlinks=False)
             except OSError as exc:
                 raise DepositError(f"{target}: cannot copy '{rel}': {exc.strerror}") from exc
-        fsync_tree(staging)
+        flush_tree(staging)

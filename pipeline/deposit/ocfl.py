@@ -30,7 +30,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,9 +60,10 @@ from ocfl.validator import Validator  # noqa: E402
 from pipeline import SOFTWARE_NAME, __version__
 from pipeline.bag.names import unsafe_reason
 from pipeline.deposit.base import (
-    DepositResult, already_held, Fixity, Target, algorithms_of, bag_expectations, bag_identity, compare, fsync_path,
-    fsync_tree, is_plain_file, mismatch, os_errors, redact, result_counts, safe_join, split_bag_name,
+    DepositResult, already_held, Fixity, Target, algorithms_of, bag_expectations, bag_identity, compare,
+    is_plain_file, mismatch, os_errors, redact, result_counts, safe_join, split_bag_name,
 )
+from pipeline.durable import flush_tree, fsync_path, staging_dir
 from pipeline.errors import DepositError, UsageError
 from pipeline.fixity import digest_file
 
@@ -211,7 +211,7 @@ class OcflTarget(Target):
         self._remove_staging()
         staging = self._staging_root()
         staging.mkdir(parents=True)
-        return Path(tempfile.mkdtemp(dir=staging))
+        return staging_dir(staging, "tmp")
 
     def _remove_staging(self) -> None:
         shutil.rmtree(self._staging_root(), ignore_errors=True)
@@ -233,7 +233,7 @@ class OcflTarget(Target):
             obj.create(srcdir=str(bag), metadata=_metadata(name), objdir=str(built))
         except (ocfl.ObjectException, ocfl.NewVersionException, OSError) as exc:
             raise DepositError(f"{bag}: cannot build OCFL object {identifier}: {exc}") from exc
-        fsync_tree(built)
+        flush_tree(built)
         _validate(built, check_digests=True)
         findings = compare(_version_fixity(built, _read_inventory(built), 1, algorithms_of(expected)), expected)
         if findings:
@@ -260,7 +260,7 @@ class OcflTarget(Target):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(safe_join(bag, source.lstrip("/")), target, follow_symlinks=False)
         _write_inventory(staging / vdir, inventory.as_json())
-        fsync_tree(staging / vdir)
+        flush_tree(staging / vdir)
 
         def resolve(content_path: str) -> Path:
             return safe_join(staging if content_path.startswith(vdir + "/") else objdir, content_path)

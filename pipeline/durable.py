@@ -1,0 +1,93 @@
+"""Durability and atomic publication: what the bag writer and the deposit targets share.
+
+A bag or a deposited copy is built under a private staging name, made durable, and published with
+one rename that never replaces anything.  These helpers are the pieces of that sequence.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def fsync_path(path: Path) -> None:
+    """fsync one file or directory."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def flush_tree(root: Path) -> None:
+    """Make everything below ``root`` durable: one ``syncfs``, else an fsync per file and directory."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        if _syncfs is not None and _syncfs(fd) == 0:
+            return
+    finally:
+        os.close(fd)
+    for base, dirs, files in os.walk(root):
+        for name in files + dirs:
+            fsync_path(Path(base) / name)
+    fsync_path(root)
+
+
+def staging_dir(parent: Path, prefix: str, suffix: str = "") -> Path:
+    """A new, uniquely named directory in ``parent`` with the mode a plain ``mkdir`` would give.
+
+    ``tempfile.mkdtemp`` makes 0700 directories; once renamed into place a bag or a copy must be
+    readable as the user's umask allows, like any directory they create.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
+    os.chmod(path, 0o777 & ~_umask())
+    return path
+
+
+def rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst``, raising FileExistsError if ``dst`` exists in any form.
+
+    ``os.rename`` silently replaces an empty directory at ``dst``; ``renameat2(RENAME_NOREPLACE)``
+    refuses any existing ``dst``, closing the window between an existence check and the rename.
+    """
+    if _renameat2 is not None:
+        at_fdcwd, rename_noreplace_flag = -100, 1
+        if _renameat2(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), rename_noreplace_flag) == 0:
+            return
+        err = ctypes.get_errno()
+        if err == 17:  # EEXIST
+            raise FileExistsError(err, os.strerror(err), str(dst))
+        if err not in (22, 38):  # EINVAL / ENOSYS: the filesystem or kernel lacks it; fall back
+            raise OSError(err, os.strerror(err), str(dst))
+    if dst.exists() or dst.is_symlink():
+        raise FileExistsError(17, os.strerror(17), str(dst))
+    os.rename(src, dst)
+
+
+def _umask() -> int:
+    # os.umask can only be read by setting it, which races with other threads; Linux shows it.
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            found = re.search(r"^Umask:\s+([0-7]+)", fh.read(), re.M)
+        if found:
+            return int(found.group(1), 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+def _load_libc(symbol: str) -> Any:
+    name = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(name, use_errno=True), symbol, None) if name else None
+
+
+# os.syncfs does not exist in Python 3.11/3.12; libc's syncfs flushes the whole filesystem in one
+# call, far cheaper than one fsync per file on trees of many small files.
+_syncfs: Callable[[int], int] | None = _load_libc("syncfs")
+_renameat2: Any = _load_libc("renameat2")
