@@ -20,9 +20,11 @@ or both take, the same bag.  A process that dies keeps its claim only until the 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -43,6 +45,8 @@ from pipeline.premis import PremisAgent, PremisEvent, PremisObject, render_premi
 
 #: Name of the SQLite ledger kept next to the bags when no URL is given.
 SQLITE_NAME = ".strongroom-ledger.sqlite"
+#: How long a SQLite writer waits for another (thread or process) before giving up.
+SQLITE_BUSY_SECONDS = 30.0
 #: Environment variable naming the ledger URL.
 LEDGER_ENV = "STRONGROOM_LEDGER"
 Origin = Literal["ingest", "register"]
@@ -50,6 +54,8 @@ FileKind = Literal["payload", "tag"]
 UTC = dt.timezone.utc
 #: The events table for Core bulk inserts (the ORM's bulk path costs more than the insert itself).
 _EVENTS = sa.Table("events", EventRow.metadata)
+#: Serialises Alembic in this process (its context is module-global; see :func:`upgrade_to_head`).
+_MIGRATION_LOCK = threading.RLock()
 
 
 def utcnow() -> dt.datetime:
@@ -131,24 +137,63 @@ def resolve_url(url: str | None, bags_dir: Path | None) -> str:
 
 
 def upgrade_to_head(engine: Engine) -> None:
-    """Run the Alembic migrations of ``pipeline/migrations`` up to the newest revision."""
-    from alembic import command
+    """Bring the ledger behind ``engine`` to the newest Alembic revision of ``pipeline/migrations``.
+
+    Alembic keeps its ``context`` and ``op`` as module globals, so two threads migrating at once
+    corrupt each other's state: migrations in this process are serialised by a lock, and skipped
+    when the database is already at head (one cheap query, the usual case).  Other processes are
+    kept apart on PostgreSQL by the advisory lock taken in ``migrations/env.py``.
+    """
+    head = _head_revision()
+    if _current_revision(engine) == head:
+        return
+    with _MIGRATION_LOCK:
+        if _current_revision(engine) == head:  # another thread migrated while this one waited
+            return
+        from alembic import command
+
+        config = _alembic_config()
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+            connection.commit()
+
+
+def _alembic_config() -> Any:
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+    return config
+
+
+@functools.cache
+def _head_revision() -> str | None:
+    """The newest revision of the migrations shipped with Strongroom (read once per process)."""
+    from alembic.script import ScriptDirectory
+
+    with _MIGRATION_LOCK:
+        head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    return str(head) if head is not None else None
+
+
+def _current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None for a database Alembic has never touched."""
     with engine.connect() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
-        connection.commit()
+        if not sa.inspect(connection).has_table("alembic_version"):
+            return None
+        revision = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        return str(revision) if revision is not None else None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets audits read while another process writes; the busy timeout makes writers queue
     # instead of failing at once; foreign keys are off by default in SQLite.
+    # The timeout comes first: switching a new database to WAL itself needs a lock another
+    # thread or process may hold.
     cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -166,8 +211,11 @@ class Ledger:
         """Open (creating or migrating as needed) the ledger at ``url``; see :func:`resolve_url`."""
         real = resolve_url(url, bags_dir)
         try:
-            engine = sa.create_engine(real, pool_pre_ping=True)
-            if engine.dialect.name == "sqlite":
+            sqlite = sa.engine.make_url(real).get_backend_name() == "sqlite"
+            # The driver's own timeout covers the connection's first statements too.
+            engine = sa.create_engine(real, pool_pre_ping=True,
+                                      connect_args={"timeout": SQLITE_BUSY_SECONDS} if sqlite else {})
+            if sqlite:
                 sa_event.listen(engine, "connect", _sqlite_pragmas)
             upgrade_to_head(engine)
         except (SQLAlchemyError, OSError, ImportError) as exc:

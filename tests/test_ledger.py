@@ -185,3 +185,30 @@ def test_a_moved_bag_directory_is_registered_again_as_a_new_location(ledger_url:
         ledger.register_bag(bag, origin="ingest")
         ledger.register_bag(copy, origin="ingest")
         assert ledger.locations("rec.v1") == [bag.resolve().as_uri(), copy.resolve().as_uri()]
+
+
+def test_many_threads_open_a_fresh_ledger_and_register_bags_at_once(ledger_url: str, make_bag: MakeBag) -> None:
+    """The ingest flow opens the ledger in each task, on a thread pool: a fresh ledger must survive that."""
+    import threading
+
+    bags = [make_bag(f"thread{i}", files={"text.txt": f"thread {i}\n".encode()}) for i in range(6)]
+    start, errors = threading.Barrier(len(bags)), []
+
+    def open_and_register(bag: Path) -> None:
+        try:
+            start.wait()
+            with Ledger.open(ledger_url) as ledger:
+                ledger.register_bag(bag, origin="ingest", events=[_event()])
+                ledger.add_event(bag.name, _event("val"))
+        except Exception as exc:  # noqa: BLE001 - every thread's failure is reported below
+            errors.append(f"{bag.name}: {exc!r}")
+
+    threads = [threading.Thread(target=open_and_register, args=(b,)) for b in bags]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    with Ledger.open(ledger_url) as ledger:
+        assert [b.name for b in ledger.bags()] == sorted(b.name for b in bags)
+        assert all(len(ledger.events(b.name)) == 2 for b in bags)
