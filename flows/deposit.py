@@ -10,13 +10,11 @@ one writer per OCFL root, two for a filesystem, four for S3 unless the URL says 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from flows.settings import apply_defaults
+from flows.settings import apply_defaults, ledger_environment
 
 apply_defaults()
 
@@ -28,7 +26,6 @@ from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from pipeline.deposit import open_target  # noqa: E402
 from pipeline.deposit.replication import deposit_row, summarise  # noqa: E402
-from pipeline.ledger import LEDGER_ENV  # noqa: E402
 
 ARTIFACT_KEY = "strongroom-deposit"
 #: Set by the CLI in this process to show progress; never a flow parameter (not serialisable).
@@ -76,24 +73,9 @@ def run_deposit(bags: Sequence[str], to: str, *, ledger_url: str | None = None,
     """
     workers = open_target(to).max_concurrency
     runner: Any = ThreadPoolTaskRunner(max_workers=workers)
-    with _ledger_env(ledger_url):
+    with ledger_environment(ledger_url):
         return deposit_flow.with_options(task_runner=runner)(bags, to, use_ledger)
 
-
-@contextmanager
-def _ledger_env(ledger_url: str | None) -> Iterator[None]:
-    if ledger_url is None:
-        yield
-        return
-    before = os.environ.get(LEDGER_ENV)
-    os.environ[LEDGER_ENV] = ledger_url
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(LEDGER_ENV, None)
-        else:
-            os.environ[LEDGER_ENV] = before
 
 
 def _artifact_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -42,14 +42,14 @@ def set_progress(callback: Callable[[IngestResult], None] | None) -> None:
 
 @task(name="ingest-record", task_run_name="ingest {record_path.name}")
 def ingest_record_task(record_path: Path, bags_dir: Path, algorithms: tuple[str, ...],
-                       ledger_url: str | None, use_ledger: bool,
+                       use_ledger: bool,
                        deposit_to: tuple[str, ...] = ()) -> IngestResult:
     """Ingest one record (and deposit its bag where asked); failures come back as results."""
     result = ingest_record(record_path, bags_dir, IngestOptions(algorithms=algorithms))
     if result.bag is None or not (use_ledger or deposit_to):
         return result
     # The ledger is opened only once there is a bag to register: a failed record writes nothing.
-    ledger = _open_ledger(ledger_url, bags_dir) if use_ledger else None
+    ledger = _open_ledger(bags_dir) if use_ledger else None
     try:
         if ledger is not None:
             register_result(result, ledger)
@@ -63,16 +63,20 @@ def ingest_record_task(record_path: Path, bags_dir: Path, algorithms: tuple[str,
 
 @flow(name="strongroom-ingest", log_prints=False)
 def ingest_flow(records: Sequence[str] = (), records_dir: str | None = "records", bags_dir: str = "bags",
-                algorithms: Sequence[str] = ("sha512", "sha256"), ledger_url: str | None = None,
-                use_ledger: bool = True, deposit_to: Sequence[str] = ()) -> dict[str, Any]:
-    """Ingest the given record files (or every record under ``records_dir``) into ``bags_dir``."""
+                algorithms: Sequence[str] = ("sha512", "sha256"), use_ledger: bool = True,
+                deposit_to: Sequence[str] = ()) -> dict[str, Any]:
+    """Ingest the given record files (or every record under ``records_dir``) into ``bags_dir``.
+
+    The ledger is ``$STRONGROOM_LEDGER`` or the SQLite ledger in ``bags_dir``: its URL is never a
+    parameter, since Prefect keeps and shows parameters (see ``flows.settings.ledger_environment``).
+    """
     bags = Path(bags_dir)
     paths = [Path(r) for r in records] or discover_records(Path(records_dir or "records"))
     prepare_bags_dir(bags)
     clashes = duplicate_identifiers(paths)
     results: dict[Path, IngestResult] = {p: IngestResult(p, "failed", error=e) for p, e in clashes.items()}
     todo = [p for p in paths if p not in clashes]
-    futures = [ingest_record_task.submit(p, bags, tuple(algorithms), ledger_url, use_ledger, tuple(deposit_to))
+    futures = [ingest_record_task.submit(p, bags, tuple(algorithms), use_ledger, tuple(deposit_to))
                for p in todo]
     for future in as_completed(futures):
         result = future.result()
@@ -90,10 +94,10 @@ def _publish_artifact(report: IngestReport) -> None:
     create_table_artifact(key=ARTIFACT_KEY, table=rows, description=report.summary_line())
 
 
-def _open_ledger(url: str | None, bags_dir: Path) -> Any:
+def _open_ledger(bags_dir: Path) -> Any:
     from pipeline.ledger import Ledger
 
-    return Ledger.open(url, bags_dir=bags_dir)
+    return Ledger.open(None, bags_dir=bags_dir)  # None: $STRONGROOM_LEDGER, else SQLite in bags_dir
 
 
 def _deposit(result: IngestResult, targets: Sequence[str], ledger: Any) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 _DEFAULTS = {
     # Offline machines: no telemetry attempts filling the logs.
@@ -31,3 +33,27 @@ def apply_defaults(*, verbose: bool = False) -> None:
         # the run's outcome is already decided by then, so that is noise in a user's terminal.
         for service in _QUIET_SERVICES:
             logging.getLogger(service).setLevel(logging.ERROR)
+
+
+@contextmanager
+def ledger_environment(ledger_url: str | None) -> Iterator[None]:
+    """``$STRONGROOM_LEDGER`` set to ``ledger_url`` for the length of a run (unchanged when None).
+
+    A ledger URL may carry a password, and Prefect keeps flow parameters with every run and shows
+    them in its UI: the URL reaches tasks (threads here, or Dask workers that inherit the
+    environment) this way, never as a parameter.
+    """
+    from pipeline.ledger import LEDGER_ENV
+
+    if ledger_url is None:
+        yield
+        return
+    before = os.environ.get(LEDGER_ENV)
+    os.environ[LEDGER_ENV] = ledger_url
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(LEDGER_ENV, None)
+        else:
+            os.environ[LEDGER_ENV] = before

@@ -215,3 +215,47 @@ def test_ingest_deposits_each_new_bag_where_asked(tmp_path: Path, records_copy: 
         locations = ledger.locations("icg-peru-1986.v1")
         assert len(locations) == 3 and any(l.startswith("ocfl://") for l in locations)
         assert "rep" in {e.event_type for e in ledger.events("icg-peru-1986.v1")}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["bag", "{src}", "{src}/inside"], "cannot be inside its source"),
+    (["bag", "{src}", "{tmp}/b", "--info", "Payload-Oxum: 1.1"], "computed by Strongroom"),
+    (["bag", "{src}/a.txt", "{tmp}/b"], "is not a directory"),
+    (["ingest", "--records", "{src}/a.txt"], "is not a directory"),
+    (["ingest", "--records", "{src}", "--bags", "{src}/a.txt"], "is not a directory (the bags directory)"),
+    (["ingest", "--records", "{src}", "--bags", "{tmp}/b", "--deposit-to", "gopher://x"], "unknown deposit target"),
+    (["ingest", "--records", "{src}", "--bags", "{tmp}/b", "--deposit-to", "s3://u:hunter2@bucket/x"],
+     "credentials do not belong"),
+])
+def test_usage_errors_are_one_line_before_anything_is_written(tmp_path: Path, args: list[str], message: str) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    out = run_cli(*[a.format(src=src, tmp=tmp_path) for a in args])
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and message in out.stderr and "hunter2" not in out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"] and sorted(p.name for p in src.iterdir()) == ["a.txt"]
+
+
+def test_show_escapes_control_characters_from_bag_info(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    assert run_cli("bag", src, tmp_path / "bag", "--info", "Title: \x1b]0;pwned\x07 title").returncode == 0
+    out = run_cli("show", tmp_path / "bag")
+    assert out.returncode == 0 and "\x1b" not in out.stdout and "\\x1b]0;pwned\\x07 title" in out.stdout
+    missing = run_cli("show", tmp_path / "absent")
+    assert missing.returncode == 1 and "no such file or directory" in missing.stderr
+
+
+@pytest.mark.postgres
+def test_a_ledger_password_never_reaches_prefect(tmp_path: Path, records_copy: Path, prefect_api_url: str,
+                                                 pg_url: str) -> None:
+    import httpx
+
+    secret_url = pg_url.replace("postgres@", "postgres:Ledger-Secret-91@", 1)  # trust auth: any password
+    out = ingest(prefect_api_url, "--records", records_copy, "--bags", tmp_path / "bags", "--ledger", secret_url)
+    assert out.returncode == 0, out.stderr
+    runs = httpx.post(f"{prefect_api_url}/flow_runs/filter", json={"limit": 200}, timeout=30).json()
+    assert runs and "Ledger-Secret-91" not in json.dumps(runs)
+    assert "Ledger-Secret-91" not in out.stdout + out.stderr

@@ -125,13 +125,16 @@ def test_audit_on_dask_finds_the_same_damage(records: Path, tmp_path: Path, dask
     ledger = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
     # One record at a time: concurrent Ledger.open calls race inside alembic's global migration
     # context (KeyError 'config'), a ledger problem reported to its owner, not this test's subject.
-    ingest_flow.with_options(task_runner=task_runner("threads", max_workers=1))(
-        records_dir=str(records), bags_dir=str(bags), ledger_url=ledger)
-    with (bags / "dask-2.v1" / "data" / "item.txt").open("ab") as fh:
-        fh.write(b"damage")
-    default = audit_flow(bags_dir=str(bags), ledger_url=ledger, older_than=None, return_state=True)
-    on_dask = audit_flow.with_options(task_runner=task_runner("dask", dask_address))(
-        bags_dir=str(bags), ledger_url=ledger, older_than=None, return_state=True)
+    from flows.settings import ledger_environment
+
+    with ledger_environment(ledger):  # how the CLI hands flows the ledger (never as a parameter)
+        ingest_flow.with_options(task_runner=task_runner("threads", max_workers=1))(
+            records_dir=str(records), bags_dir=str(bags))
+        with (bags / "dask-2.v1" / "data" / "item.txt").open("ab") as fh:
+            fh.write(b"damage")
+        default = audit_flow(bags_dir=str(bags), older_than=None, return_state=True)
+        on_dask = audit_flow.with_options(task_runner=task_runner("dask", dask_address))(
+            bags_dir=str(bags), older_than=None, return_state=True)
     assert default.is_failed() and on_dask.is_failed()  # damage fails the run, on either runner
     ours, theirs = default.result(raise_on_failure=False), on_dask.result(raise_on_failure=False)
     assert _damage(ours) == _damage(theirs)

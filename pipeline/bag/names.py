@@ -61,3 +61,8 @@ def nfc(path: str) -> str:
 def payload_path(relative: PurePosixPath | str) -> str:
     """The bag path of a payload file given its path relative to ``data/``."""
     return f"data/{PurePosixPath(relative).as_posix()}"
+
+
+def printable(text: str) -> str:
+    """One terminal-safe line: control characters from names or metadata (CR, LF, ESC...) escaped."""
+    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)

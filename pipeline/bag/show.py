@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from pipeline.bag.names import printable
 from pipeline.bag.tagfiles import info_value, iter_manifest, manifest_algorithms, manifest_name, read_bag_info
 from pipeline.errors import StrongroomError
 
@@ -16,10 +17,12 @@ _MAX_FILES = 10
 
 def describe(bag: Path) -> str:
     """Title, identifiers, provenance, dates, payload and tag files of ``bag``."""
+    if not bag.exists():
+        raise StrongroomError(f"{bag}: no such file or directory")
     if not (bag / "bagit.txt").is_file():
         raise StrongroomError(f"{bag}: not a bag (no bagit.txt)")
     info = read_bag_info(bag)
-    lines = [f"{bag.name}  ({bag})"]
+    lines = [printable(f"{bag.name}  ({bag})")]
     for label in _SHOWN_LABELS:
         value = info_value(info, label)
         if value:
@@ -27,7 +30,7 @@ def describe(bag: Path) -> str:
     lines.extend(_payload_lines(bag, info_value(info, "Payload-Oxum")))
     tags = sorted(p.relative_to(bag).as_posix() for p in bag.rglob("*")
                   if p.is_file() and p.relative_to(bag).parts[0] != "data")
-    lines.append(f"  {'Tag files:':<26}{', '.join(tags)}")
+    lines.append(printable(f"  {'Tag files:':<26}{', '.join(tags)}"))
     return "\n".join(lines)
 
 
@@ -45,12 +48,12 @@ def _payload_lines(bag: Path, oxum: str | None) -> list[str]:
                 names.append("…")
                 break
             names.append(path.removeprefix("data/"))
-        lines.append(f"  {'Payload files:':<26}{', '.join(repr(n) if chr(10) in n else n for n in names)}")
+        lines.append(printable(f"  {'Payload files:':<26}{', '.join(names)}"))
     return lines
 
 
 def _field(label: str, value: str) -> str:
     """``  Label:  value`` with long values wrapped under the value column."""
     head = f"  {label + ':':<26}"
-    return textwrap.fill(" ".join(value.split()), width=110, initial_indent=head,
+    return textwrap.fill(printable(" ".join(value.split())), width=110, initial_indent=head,
                          subsequent_indent=" " * len(head))

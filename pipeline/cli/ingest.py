@@ -82,7 +82,11 @@ def run_ingest(args: argparse.Namespace) -> int:
         if not record.is_file():
             raise UsageError(f"{record}: no such record file")
     if not args.records and not args.records_dir.is_dir():
-        raise UsageError(f"{args.records_dir}: no such records directory")
+        what = "is not a directory" if args.records_dir.exists() else "no such records directory"
+        raise UsageError(f"{args.records_dir}: {what}")
+    if args.bags.exists() and not args.bags.is_dir():
+        raise UsageError(f"{args.bags}: is not a directory (the bags directory)")
+    _check_deposit_targets(args.deposit_to)
     from pipeline.ingest import prepare_bags_dir
 
     prepare_bags_dir(args.bags)  # an unwritable bags directory is one clear line, before Prefect starts
@@ -98,10 +102,12 @@ def run_ingest(args: argparse.Namespace) -> int:
         flow = flow.with_options(task_runner=task_runner(runner_kind, args.dask_address))  # type: ignore[arg-type]
     display = _Display(enabled=sys.stdout.isatty() and not args.json)
     ingest_flows.set_progress(display.result)
-    with display:
+    from flows.settings import ledger_environment
+
+    with display, ledger_environment(args.ledger):
         report = flow(
             records=[str(r) for r in args.records], records_dir=str(args.records_dir),
-            bags_dir=str(args.bags), algorithms=list(algorithms), ledger_url=args.ledger,
+            bags_dir=str(args.bags), algorithms=list(algorithms),
             use_ledger=not args.no_ledger, deposit_to=list(args.deposit_to))
     _print_ingest(report, as_json=args.json)
     return int(report["exit_code"])
@@ -156,7 +162,11 @@ def run_bag(args: argparse.Namespace) -> int:
     algorithms = check_algorithms(args.algorithms or DEFAULT_ALGORITHMS)
     info = [_parse_info(line) for line in args.info]
     if not args.source.is_dir():
-        raise UsageError(f"{args.source}: no such source directory")
+        what = "is not a directory" if args.source.exists() else "no such source directory"
+        raise UsageError(f"{args.source}: {what}")
+    if args.dest.resolve().is_relative_to(args.source.resolve()):
+        raise UsageError(f"{args.dest}: the bag cannot be inside its source ({args.source}): the source "
+                         "is never changed")
     from pipeline.progress import directory_totals, progress_bar, wanted
 
     shown = wanted()  # a bar on a terminal only; otherwise exactly the writer's defaults
@@ -186,11 +196,26 @@ def _verifiers_with_progress(meter: Any, octets: int | None, files: int | None) 
     return [strongroom, second_opinion]
 
 
+#: bag-info labels only the writer may set: they state facts it measures.
+_MEASURED_LABELS = ("payload-oxum", "bag-software-agent")
+
+
 def _parse_info(line: str) -> tuple[str, str]:
     label, sep, value = line.partition(":")
     if not sep or not label.strip() or label != label.strip():
         raise UsageError(f"--info {line!r}: expected 'Label: value'")
+    if label.lower() in _MEASURED_LABELS:
+        raise UsageError(f"--info {line!r}: {label} is computed by Strongroom, not given")
     return label, value.strip()
+
+
+def _check_deposit_targets(urls: list[str]) -> None:
+    """Refuse a bad --deposit-to URL before anything starts (and before Prefect could record it)."""
+    if urls:
+        from pipeline.deposit import open_target
+
+        for url in urls:
+            open_target(url)
 
 
 def run_show(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pipeline.bag.names import printable
 from pipeline.bag.validator import Depth, ValidationReport, validate_bag
 from pipeline.errors import UsageError
 
@@ -78,11 +79,6 @@ def _print_report(report: ValidationReport) -> None:
     for f in report.findings:
         print(printable(f"{report.bag}: {f.severity}: {f.line()}"))
     print(printable(report.summary_line()))
-
-
-def printable(text: str) -> str:
-    """One terminal-safe line: control characters from file names (CR, LF, ESC...) escaped."""
-    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
 
 
 def _bags(paths: list[Path], *, recursive: bool) -> Iterator[Path]:
