@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flows.settings import apply_defaults
+from flows.settings import apply_defaults, ledger_environment
 
 apply_defaults()
 
@@ -41,19 +41,19 @@ def audit_bag_task(ledger: Ledger, run_id: str, bag: BagReference, lease_seconds
 
 
 @flow(name="strongroom-audit", log_prints=False)
-def audit_flow(bags_dir: str = "bags", ledger_url: str | None = None, older_than: str | None = "90d",
-               limit: int | None = None, max_bytes: int | None = None,
-               lease_seconds: float = 300.0) -> State[Any]:
+def audit_flow(bags_dir: str = "bags", older_than: str | None = "90d", limit: int | None = None,
+               max_bytes: int | None = None, lease_seconds: float = 300.0) -> State[Any]:
     """Audit the bags due for a check; fail the run (after reporting) when any bag is damaged.
 
-    ``ledger_url`` defaults to ``$STRONGROOM_LEDGER``, then to the SQLite ledger in ``bags_dir``;
-    keep a URL with a password out of flow parameters (Prefect shows them) and use the variable.
+    The ledger is ``$STRONGROOM_LEDGER``, else the SQLite ledger in ``bags_dir``.  It is not a
+    parameter: Prefect stores and shows every flow run's parameters, and a ledger URL may hold a
+    password (:func:`run_audit_flow` takes a URL and passes it through the environment).
     """
     from pathlib import Path
 
     options = AuditOptions(older_than=parse_duration(older_than) if older_than else None,
                            limit=limit, max_bytes=max_bytes, lease_seconds=lease_seconds)
-    with Ledger.open(ledger_url, bags_dir=Path(bags_dir)) as ledger:
+    with Ledger.open(bags_dir=Path(bags_dir)) as ledger:
         run_id = ledger.start_run(options.as_dict())
         report = AuditReport(run_id, ledger.url, ledger.run_started_at(run_id), options)
         for bag in due_bags(ledger, run_id, options):
@@ -61,6 +61,20 @@ def audit_flow(bags_dir: str = "bags", ledger_url: str | None = None, older_than
         ledger.finish_run(run_id)
     report.finished_at = utcnow()
     return _conclude(report)
+
+
+def run_audit_flow(bags_dir: str = "bags", *, ledger_url: str | None = None, older_than: str | None = "90d",
+                   limit: int | None = None, max_bytes: int | None = None,
+                   lease_seconds: float = 300.0) -> State[Any]:
+    """Run :func:`audit_flow` on the ledger at ``ledger_url`` and return its final state.
+
+    ``ledger_url`` reaches the flow through ``$STRONGROOM_LEDGER`` for the length of the run (then
+    the variable is restored), never through Prefect, which would keep it with the flow run.
+    """
+    with ledger_environment(ledger_url):
+        state: State[Any] = audit_flow(bags_dir, older_than, limit, max_bytes, lease_seconds,
+                                       return_state=True)
+    return state
 
 
 def _conclude(report: AuditReport) -> State[Any]:

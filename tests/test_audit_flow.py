@@ -103,3 +103,36 @@ def test_a_rolling_flow_run_skips_what_was_verified_recently(prefect_harness: No
     second = audit_flow(bags_dir=str(registered), older_than="90d", return_state=True)
     assert first.result()["summary"]["bags_checked"] == 2
     assert second.result()["summary"]["bags_checked"] == 1
+
+
+@pytest.mark.postgres
+def test_a_ledger_password_is_never_a_flow_run_parameter(prefect_harness: None, make_bag: MakeBag,
+                                                       fresh_pg_url: str) -> None:
+    # Prefect keeps every flow run's parameters in its database and shows them in its UI.
+    import json
+    import os
+
+    from prefect.client.orchestration import get_client
+
+    from flows.audit import run_audit_flow
+    from pipeline.ledger import LEDGER_ENV
+
+    ledger_url = fresh_pg_url.replace("postgres@", "postgres:AuditSecret42@", 1)  # trust auth: any password
+    bag = make_bag("pw")
+    with Ledger.open(ledger_url) as ledger:
+        ledger.register_bag(bag, origin="ingest")
+    before = os.environ.get(LEDGER_ENV)
+    state = run_audit_flow(str(bag.parent), ledger_url=ledger_url, older_than=None)
+    assert state.is_completed(), state.message
+    assert state.result()["summary"]["bags_checked"] == 1  # the flow really used the PostgreSQL ledger
+    assert os.environ.get(LEDGER_ENV) == before  # restored after the run
+
+    async def runs() -> list[Any]:
+        async with get_client() as client:
+            found = await client.read_flow_runs(limit=10, sort="EXPECTED_START_TIME_DESC")
+            return [r for r in found if r.parameters.get("bags_dir") == str(bag.parent)]
+
+    seen = asyncio.run(runs())
+    assert len(seen) == 1
+    assert "AuditSecret42" not in json.dumps(seen[0].parameters, default=str)
+    assert "ledger_url" not in seen[0].parameters
