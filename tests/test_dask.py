@@ -123,13 +123,10 @@ def test_audit_on_dask_finds_the_same_damage(records: Path, tmp_path: Path, dask
 
     bags = tmp_path / "bags"
     ledger = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-    # One record at a time: concurrent Ledger.open calls race inside alembic's global migration
-    # context (KeyError 'config'), a ledger problem reported to its owner, not this test's subject.
     from flows.settings import ledger_environment
 
     with ledger_environment(ledger):  # how the CLI hands flows the ledger (never as a parameter)
-        ingest_flow.with_options(task_runner=task_runner("threads", max_workers=1))(
-            records_dir=str(records), bags_dir=str(bags))
+        ingest_flow(records_dir=str(records), bags_dir=str(bags))
         with (bags / "dask-2.v1" / "data" / "item.txt").open("ab") as fh:
             fh.write(b"damage")
         default = audit_flow(bags_dir=str(bags), older_than=None, return_state=True)

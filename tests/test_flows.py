@@ -48,3 +48,24 @@ def test_ingest_flow_runs_one_task_per_record_and_others_proceed(ingest_flow, tm
     report = ingest_flow(records_dir=str(records_copy), bags_dir=str(tmp_path / "bags"), use_ledger=False)
     outcomes = sorted(r["outcome"] for r in report["records"])
     assert outcomes == ["bagged", "failed"] and report["exit_code"] == 1
+
+
+def test_several_records_register_in_one_ledger_at_once(ingest_flow, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                       records_copy: Path) -> None:
+    """Tasks run side by side and each opens the ledger: a fresh ledger must not trip over itself."""
+    import shutil
+
+    from pipeline.ledger import Ledger
+
+    seed = records_copy / "icg-peru-1986"
+    for n in range(4):
+        copy = records_copy / f"copy-{n}"
+        shutil.copytree(seed, copy)
+        record = copy / "record.yaml"
+        record.write_text(record.read_text(encoding="utf-8").replace("id: icg-peru-1986", f"id: copy-{n}"),
+                          encoding="utf-8")
+    report = ingest_flow(records_dir=str(records_copy), bags_dir=str(tmp_path / "bags"))
+    assert report["bagged"] == 5 and report["failed"] == 0, report
+    with Ledger.open(None, bags_dir=tmp_path / "bags") as ledger:
+        assert sorted(b.name for b in ledger.bags()) == sorted(
+            ["icg-peru-1986.v1", *(f"copy-{n}.v1" for n in range(4))])
