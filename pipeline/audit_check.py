@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 from pipeline.bag.names import decode_path
 from pipeline.bag.tagfiles import info_value, parse_bag_info
-from pipeline.errors import BagInvalidError, StrongroomError
+from pipeline.errors import BagInvalidError, LedgerError, StrongroomError
 from pipeline.findings import Finding
 from pipeline.fixity import SUPPORTED_ALGORITHMS, digest_file
 from pipeline.ledger import FileReference, RegisteredContent
@@ -109,6 +109,7 @@ def reference_from_bag(bag: Path, *, verify_payload: bool) -> RegisteredContent:
     if not bag.is_dir():
         raise BagInvalidError(bag, [Finding(code=BAG_MISSING, message="is not a bag directory")])
     files = list_files(bag)
+    _refuse_irregular(bag, files)
     manifests = read_manifests(bag, list(files))
     payload_algs = sorted(_MANIFEST.match(n).group(2) for n in manifests  # type: ignore[union-attr]
                           if not n.startswith("tag"))
@@ -126,6 +127,24 @@ def reference_from_bag(bag: Path, *, verify_payload: bool) -> RegisteredContent:
     info = parse_bag_info((bag / "bag-info.txt").read_text("utf-8", "replace")) if "bag-info.txt" in files else []
     return RegisteredContent(bag.name, info_value(info, "External-Identifier"),
                              info_value(info, "BagIt-Profile-Identifier"), algorithms, tuple(refs + tag_refs))
+
+
+def _refuse_irregular(bag: Path, files: Mapping[str, os.stat_result]) -> None:
+    """Raise LedgerError naming the first file that is a symbolic link, FIFO, socket or device.
+
+    Checked on the ``lstat`` before anything is opened: reading a FIFO would wait forever for a
+    writer, and a link may point outside the bag, so its content is no reference to record.
+    """
+    for path, st in sorted(files.items()):
+        if not stat.S_ISREG(st.st_mode):
+            raise LedgerError(f"{bag / path}: not a regular file ({_file_type(st.st_mode)}); "
+                              "a bag to register holds regular files and directories only")
+
+
+def _file_type(mode: int) -> str:
+    kinds = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISCHR, "a character device"))
+    return next((name for test, name in kinds if test(mode)), "a special file")
 
 
 def _payload_references(bag: Path, files: Mapping[str, os.stat_result],

@@ -180,3 +180,22 @@ def test_a_deposited_copy_is_audited_where_it_lives(bags: Path, tmp_path: Path) 
         report = run_audit(ledger)
     damaged = {(c.location, f.code, f.path) for b in report.bags for c in b.checks for f in c.findings}
     assert damaged == {(result.location, "AUD004", "data/b/c.bin")}
+
+
+@pytest.mark.parametrize("make_irregular, kind", [
+    (lambda bag: os.mkfifo(bag / "extra-tag.txt"), "a FIFO"),
+    (lambda bag: os.mkfifo(bag / "manifest-sha256.txt.fifo") or
+     os.replace(bag / "manifest-sha256.txt.fifo", bag / "manifest-sha256.txt"), "a FIFO"),
+    (lambda bag: (bag / "data/text.txt").unlink() or (bag / "data/text.txt").symlink_to("/etc/hostname"),
+     "a symbolic link"),
+])
+def test_cli_register_refuses_a_fifo_or_symlink_in_the_bag_in_one_line(
+        make_irregular: Callable[[Path], object], kind: str, tmp_path: Path, cli: RunCli,
+        make_bag: MakeBag) -> None:
+    bag = make_bag("odd")
+    make_irregular(bag)
+    result = cli("register", bag, "--bags", tmp_path / "bags", timeout=60)  # a FIFO read would hang
+    assert result.returncode == 1  # type: ignore[attr-defined]
+    lines = result.stderr.strip().splitlines()  # type: ignore[attr-defined]
+    assert len(lines) == 1 and lines[0].startswith("strongroom: error: ") and kind in lines[0]
+    assert "Errno" not in lines[0]
