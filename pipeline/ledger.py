@@ -128,12 +128,23 @@ def resolve_url(url: str | None, bags_dir: Path | None) -> str:
         if chosen.startswith(("postgresql://", "postgres://")):
             # psycopg 3 is the driver Strongroom ships; SQLAlchemy would otherwise look for psycopg2.
             chosen = "postgresql+psycopg://" + chosen.split("://", 1)[1]
+        _check_url(chosen)
         return chosen
     if bags_dir is None:
         raise UsageError(f"no ledger: pass --ledger URL, set {LEDGER_ENV}, or name the bags directory")
     if not bags_dir.is_dir():
-        raise UsageError(f"{bags_dir}: bags directory does not exist")
+        problem = "is not a directory" if os.path.lexists(bags_dir) else "bags directory does not exist"
+        raise UsageError(f"{bags_dir}: {problem}")
     return f"sqlite:///{(bags_dir.resolve() / SQLITE_NAME).as_posix()}"
+
+
+def _check_url(url: str) -> None:
+    """UsageError when ``url`` is no database URL Strongroom can use (a mistyped --ledger)."""
+    try:
+        sa.engine.make_url(url).get_dialect()
+    except SQLAlchemyError:
+        raise UsageError(f"ledger URL {display_url(url)}: not a database URL Strongroom can use "
+                         "(e.g. sqlite:///PATH or postgresql://USER@HOST/DATABASE)") from None
 
 
 def upgrade_to_head(engine: Engine) -> None:

@@ -199,3 +199,42 @@ def test_cli_register_refuses_a_fifo_or_symlink_in_the_bag_in_one_line(
     lines = result.stderr.strip().splitlines()  # type: ignore[attr-defined]
     assert len(lines) == 1 and lines[0].startswith("strongroom: error: ") and kind in lines[0]
     assert "Errno" not in lines[0]
+
+
+@pytest.mark.parametrize("command", ["audit-json", "audit-html", "events"])
+@pytest.mark.parametrize("where", ["a directory", "below a regular file"])
+def test_an_unwritable_report_or_export_is_a_usage_error_before_any_work(
+        command: str, where: str, bags: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.cli import main
+
+    (tmp_path / "afile").write_text("not a directory\n")
+    target = str(tmp_path if where == "a directory" else tmp_path / "afile" / "out")
+    args = {"audit-json": ["audit", "--json", target], "audit-html": ["audit", "--html", target],
+            "events": ["events", "rec0.v1", "-o", target]}[command]
+    assert main([*args, "--bags", str(bags)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"strongroom: error: {target}: cannot write here")
+    with Ledger.open(bags_dir=bags) as ledger:  # refused before the audit, not after it
+        assert all(b.last_checked_at is None for b in ledger.bags())
+    assert (tmp_path / "afile").read_text() == "not a directory\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (("register", "BAG", "--ledger", "garbage://x"), "ledger URL garbage://x: not a database URL"),
+    (("register", "BAG", "--ledger", "garbage://user:Hush77@host/x"), "not a database URL"),
+    (("audit", "--ledger", "not a url at all"), "not a database URL"),
+    (("audit", "--bags", "AFILE"), "AFILE: is not a directory"),
+    (("register", "AFILE"), "AFILE: not a bag (not a directory)"),
+])
+def test_a_bad_ledger_url_or_a_file_for_a_directory_is_one_usage_line(
+        args: tuple[str, ...], message: str, bags: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.cli import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("a file\n")
+    argv = [str(bags / "rec0.v1") if a == "BAG" else str(afile) if a == "AFILE" else a for a in args]
+    assert main(argv if "--bags" in argv else [*argv, "--bags", str(bags)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message.replace("AFILE", str(afile)) in lines[0]
+    assert "Hush77" not in lines[0]

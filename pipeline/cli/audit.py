@@ -105,7 +105,8 @@ def run_register(args: argparse.Namespace) -> int:
     """Register each bag (origin ``register``) and print one line per bag."""
     for bag in args.bag_paths:
         if not bag.is_dir():
-            raise UsageError(f"{bag}: no such bag directory")
+            raise UsageError(f"{bag}: not a bag (not a directory)" if os.path.lexists(bag)
+                             else f"{bag}: no such bag directory")
     with _open(args) as ledger:
         for bag in args.bag_paths:
             name = ledger.register_bag(bag, origin="register")
@@ -121,8 +122,9 @@ def run_audit_command(args: argparse.Namespace) -> int:
     from pipeline.audit import run_audit
 
     options = audit_options(args)
-    if args.html is not None and not args.html.parent.is_dir():
-        raise UsageError(f"{args.html}: directory {args.html.parent} does not exist")
+    json_file = Path(args.json) if args.json not in (None, "-") else None
+    for output in (json_file, args.html):
+        check_output(output)  # before the run: an audit can take hours
     with _open(args) as ledger:
         report = run_audit(ledger, options)
         unregistered = _unregistered(args.bags, ledger) if args.ledger is None else []
@@ -130,15 +132,42 @@ def run_audit_command(args: argparse.Namespace) -> int:
         sys.stdout.write(audit_report.to_json_text(report))
     else:
         sys.stdout.write(audit_report.to_text(report))
-        if args.json:
-            Path(args.json).write_text(audit_report.to_json_text(report), encoding="utf-8")
+    if json_file is not None:
+        _write(json_file, audit_report.to_json_text(report).encode("utf-8"))
     if args.html is not None:
-        args.html.write_text(audit_report.to_html(report), encoding="utf-8")
+        _write(args.html, audit_report.to_html(report).encode("utf-8"))
     if unregistered:
         print(f"note: {len(unregistered)} bag(s) in {args.bags} are not in the ledger and were not audited "
               f"(strongroom register): {', '.join(unregistered[:5])}{' ...' if len(unregistered) > 5 else ''}",
               file=sys.stderr)
     return int(report.exit_code)
+
+
+def check_output(path: Path | None) -> None:
+    """UsageError (one line) unless ``path`` can be written; a new file made to try is removed.
+
+    Trying is the only honest test: permission bits say nothing for root, a read-only mount or
+    a path below a regular file.
+    """
+    if path is None:
+        return
+    existed = os.path.lexists(path)
+    try:
+        # Non-blocking: opening a FIFO with no reader must fail, not wait.
+        flags = os.O_WRONLY | os.O_NONBLOCK | (os.O_APPEND if existed else os.O_CREAT | os.O_EXCL)
+        fd = os.open(path, flags, 0o644)
+        os.close(fd)
+        if not existed:
+            os.unlink(path)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write here: {exc.strerror or exc}") from None
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:  # changed since check_output, e.g. the disk filled during the run
+        raise UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 def _unregistered(bags_dir: Path, ledger: Any) -> list[str]:
@@ -153,10 +182,11 @@ def _unregistered(bags_dir: Path, ledger: Any) -> list[str]:
 def run_events(args: argparse.Namespace) -> int:
     """Write the bag's PREMIS history as XML."""
     name = Path(args.bag).name if os.sep in args.bag or Path(args.bag).is_dir() else args.bag
+    check_output(args.output)
     with _open(args) as ledger:
         xml = ledger.premis_xml(name)
     if args.output is not None:
-        args.output.write_bytes(xml)
+        _write(args.output, xml)
     else:
         sys.stdout.buffer.write(xml)
     return 0
