@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipeline.audit import CLASSES, AuditReport, BagAudit
+from pipeline.bag.names import printable
 from pipeline.findings import Finding
 
 
@@ -81,7 +82,9 @@ def to_text(report: AuditReport) -> str:
     if not report.bags:
         lines.append("  no bag was due for an audit")
     lines.append(summary_line(report))
-    return "\n".join(lines) + "\n"
+    # File and bag names come from disk: a name with an escape sequence or a line break must not
+    # drive the terminal or forge a report line.
+    return "\n".join(printable(line) for line in lines) + "\n"
 
 
 def _finding_lines(findings: Sequence[Finding]) -> list[str]:

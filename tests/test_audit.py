@@ -238,3 +238,14 @@ def test_a_bad_ledger_url_or_a_file_for_a_directory_is_one_usage_line(
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and message.replace("AFILE", str(afile)) in lines[0]
     assert "Hush77" not in lines[0]
+
+
+def test_the_text_report_escapes_control_characters_in_file_names(bags: Path) -> None:
+    from pipeline.audit_report import to_text
+
+    (bags / "rec1.v1/data/evil\x1b[2J\nAUD000 all fine: x.txt").write_text("intruder\n")
+    with Ledger.open(bags_dir=bags) as ledger:
+        text = to_text(run_audit(ledger, AuditOptions(older_than=None)))
+    assert "\x1b" not in text
+    assert "data/evil\\x1b[2J\\nAUD000 all fine: x.txt" in text  # escaped, still recognisable
+    assert not any(line.startswith("AUD000") for line in text.splitlines())  # no forged report line
