@@ -2,7 +2,7 @@
 
 The archival work is :mod:`pipeline.audit`; this module only sequences it.  Bags are claimed one
 at a time through the ledger (so several flow runs, on several machines, share the work), each is
-checked in its own task, and the run ends with
+checked in its own task, several at once on the flow's task runner, and the run ends with
 
 * a table artifact under the key ``strongroom-audit`` (one row per damaged file and a summary
   row; Prefect keeps every run's table under that key, which is the audit history),
@@ -24,6 +24,7 @@ from prefect.artifacts import create_table_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.events import emit_event  # noqa: E402
 from prefect import State  # noqa: E402
+from prefect.futures import PrefectFuture, as_completed  # noqa: E402
 from prefect.states import Completed, Failed  # noqa: E402
 
 from pipeline import audit_report  # noqa: E402
@@ -35,15 +36,28 @@ DAMAGE_EVENT = "strongroom.audit.damage"
 
 
 @task(name="audit-bag", task_run_name="audit {bag.name}", cache_policy=NO_CACHE)
-def audit_bag_task(ledger: Ledger, run_id: str, bag: BagReference, lease_seconds: float) -> BagAudit:
-    """Check every copy of one claimed bag; its events are in the ledger when the task ends."""
-    return audit_bag(ledger, run_id, bag, lease_seconds=lease_seconds)
+def audit_bag_task(bags_dir: str, run_id: str, bag: BagReference, lease_seconds: float) -> BagAudit:
+    """Check every copy of one claimed bag; its events are in the ledger when the task ends.
+
+    The task opens the ledger itself (``$STRONGROOM_LEDGER``, else SQLite in ``bags_dir``): it
+    may run in a thread or in another process (a Dask worker), where no connection can follow it.
+    """
+    from pathlib import Path
+
+    with Ledger.open(bags_dir=Path(bags_dir)) as ledger:
+        return audit_bag(ledger, run_id, bag, lease_seconds=lease_seconds)
 
 
 @flow(name="strongroom-audit", log_prints=False)
 def audit_flow(bags_dir: str = "bags", older_than: str | None = "90d", limit: int | None = None,
-               max_bytes: int | None = None, lease_seconds: float = 300.0) -> State[Any]:
+               max_bytes: int | None = None, lease_seconds: float = 300.0, workers: int = 4) -> State[Any]:
     """Audit the bags due for a check; fail the run (after reporting) when any bag is damaged.
+
+    Up to ``workers`` bags are checked at once, each in its own task on the flow's task runner
+    (threads by default; a Dask runner spreads them over processes).  A bag is claimed through
+    the ledger's lease only when a worker is free to check it, so the run's ``limit`` and
+    ``max_bytes`` hold exactly and a claim never waits in a queue while its lease runs out; other
+    flow runs and ``strongroom audit`` processes share the work through the same claims.
 
     The ledger is ``$STRONGROOM_LEDGER``, else the SQLite ledger in ``bags_dir``.  It is not a
     parameter: Prefect stores and shows every flow run's parameters, and a ledger URL may hold a
@@ -56,23 +70,36 @@ def audit_flow(bags_dir: str = "bags", older_than: str | None = "90d", limit: in
     with Ledger.open(bags_dir=Path(bags_dir)) as ledger:
         run_id = ledger.start_run(options.as_dict())
         report = AuditReport(run_id, ledger.url, ledger.run_started_at(run_id), options)
-        for bag in due_bags(ledger, run_id, options):
-            report.bags.append(audit_bag_task(ledger, run_id, bag, lease_seconds))
+        claims = due_bags(ledger, run_id, options)
+        running: list[PrefectFuture[BagAudit]] = []
+        claimed: dict[str, int] = {}  # bag name -> claim order, the order the report lists bags in
+        while True:
+            bag = next(claims, None) if len(running) < max(1, workers) else None
+            if bag is not None:
+                claimed[bag.name] = len(claimed)
+                running.append(audit_bag_task.submit(bags_dir, run_id, bag, lease_seconds))
+                continue
+            if not running:
+                break
+            done = next(as_completed(running))
+            running.remove(done)
+            report.bags.append(done.result())
         ledger.finish_run(run_id)
+    report.bags.sort(key=lambda b: claimed[b.name])
     report.finished_at = utcnow()
     return _conclude(report)
 
 
 def run_audit_flow(bags_dir: str = "bags", *, ledger_url: str | None = None, older_than: str | None = "90d",
                    limit: int | None = None, max_bytes: int | None = None,
-                   lease_seconds: float = 300.0) -> State[Any]:
+                   lease_seconds: float = 300.0, workers: int = 4) -> State[Any]:
     """Run :func:`audit_flow` on the ledger at ``ledger_url`` and return its final state.
 
     ``ledger_url`` reaches the flow through ``$STRONGROOM_LEDGER`` for the length of the run (then
     the variable is restored), never through Prefect, which would keep it with the flow run.
     """
     with ledger_environment(ledger_url):
-        state: State[Any] = audit_flow(bags_dir, older_than, limit, max_bytes, lease_seconds,
+        state: State[Any] = audit_flow(bags_dir, older_than, limit, max_bytes, lease_seconds, workers,
                                        return_state=True)
     return state
 

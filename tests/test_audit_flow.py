@@ -136,3 +136,48 @@ def test_a_ledger_password_is_never_a_flow_run_parameter(prefect_harness: None, 
     assert len(seen) == 1
     assert "AuditSecret42" not in json.dumps(seen[0].parameters, default=str)
     assert "ledger_url" not in seen[0].parameters
+
+
+def test_the_flow_checks_several_claimed_bags_at_once_each_exactly_once(prefect_harness: None, tmp_path: Path,
+                                                                         make_bag: MakeBag) -> None:
+    # Concurrency is observed in the ledger, not on a clock: while the flow runs, a watcher counts
+    # the bags claimed by the run at the same moment.  Checked one after another, that is never 2.
+    import threading
+
+    import sqlalchemy as sa
+
+    from flows.audit import run_audit_flow
+
+    big = bytes(range(256)) * (16 * 4096)  # 16 MiB: a check lasts long enough to be seen
+    for i in range(5):
+        make_bag(f"par{i}", files={"big.bin": big[i:] + big[:i]})
+    bags = tmp_path / "bags"
+    with Ledger.open(bags_dir=bags) as ledger:
+        for i in range(5):
+            ledger.register_bag(bags / f"par{i}.v1", origin="ingest")
+    engine = sa.create_engine(f"sqlite:///{bags / '.strongroom-ledger.sqlite'}")
+    most, done = [0], threading.Event()
+
+    def watch() -> None:
+        with engine.connect() as conn:
+            while not done.is_set():
+                held = conn.execute(sa.text("SELECT count(*) FROM bags WHERE claimed_by IS NOT NULL")).scalar()
+                conn.rollback()
+                most[0] = max(most[0], int(held or 0))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        state = run_audit_flow(str(bags), older_than=None, workers=3)
+    finally:
+        done.set()
+        watcher.join()
+        engine.dispose()
+    assert state.is_completed(), state.message
+    assert [b["name"] for b in state.result()["bags"]] and state.result()["summary"]["bags_checked"] == 5
+    assert 2 <= most[0] <= 3  # several at once, never more than the workers asked for
+    with Ledger.open(bags_dir=bags) as ledger:
+        assert [b.last_outcome for b in ledger.bags()] == ["clean"] * 5
+        for i in range(5):  # each bag checked once: one fixity event per file, none twice
+            fix = [e for e in ledger.events(f"par{i}.v1") if e.event_type == "fix"]
+            assert sorted(o for e in fix for o in e.object_ids) == sorted(ledger.files(f"par{i}.v1"))
