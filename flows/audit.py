@@ -29,22 +29,30 @@ from prefect.states import Completed, Failed  # noqa: E402
 
 from pipeline import audit_report  # noqa: E402
 from pipeline.audit import AuditOptions, AuditReport, BagAudit, audit_bag, due_bags, parse_duration  # noqa: E402
-from pipeline.ledger import BagReference, Ledger, utcnow  # noqa: E402
+from pipeline.errors import LedgerError  # noqa: E402
+from pipeline.ledger import LEDGER_ENV, BagReference, Ledger, utcnow  # noqa: E402
 
 ARTIFACT_KEY = "strongroom-audit"
 DAMAGE_EVENT = "strongroom.audit.damage"
 
 
 @task(name="audit-bag", task_run_name="audit {bag.name}", cache_policy=NO_CACHE)
-def audit_bag_task(bags_dir: str, run_id: str, bag: BagReference, lease_seconds: float) -> BagAudit:
+def audit_bag_task(bags_dir: str, run_id: str, bag: BagReference, lease_seconds: float, flow_ledger: str,
+                   sqlite_url: str | None = None) -> BagAudit:
     """Check every copy of one claimed bag; its events are in the ledger when the task ends.
 
-    The task opens the ledger itself (``$STRONGROOM_LEDGER``, else SQLite in ``bags_dir``): it
-    may run in a thread or in another process (a Dask worker), where no connection can follow it.
+    The task opens the ledger itself: it may run in a thread or in another process (a Dask
+    worker), where no connection can follow it.  A SQLite ledger's URL (a path, no secret) is
+    passed along; any other ledger comes from ``$STRONGROOM_LEDGER`` in the worker's environment,
+    and a worker that would open a different ledger than the flow's (``flow_ledger``, password
+    masked) refuses rather than audit against the wrong reference.
     """
     from pathlib import Path
 
-    with Ledger.open(bags_dir=Path(bags_dir)) as ledger:
+    with Ledger.open(sqlite_url, bags_dir=Path(bags_dir)) as ledger:
+        if ledger.url != flow_ledger:
+            raise LedgerError(f"this task worker's ledger is {ledger.url} but the flow's is {flow_ledger}: "
+                              f"set {LEDGER_ENV} in the workers' environment")
         return audit_bag(ledger, run_id, bag, lease_seconds=lease_seconds)
 
 
@@ -73,11 +81,14 @@ def audit_flow(bags_dir: str = "bags", older_than: str | None = "90d", limit: in
         claims = due_bags(ledger, run_id, options)
         running: list[PrefectFuture[BagAudit]] = []
         claimed: dict[str, int] = {}  # bag name -> claim order, the order the report lists bags in
+        sqlite_url = (ledger.engine.url.render_as_string(hide_password=False)
+                      if ledger.engine.dialect.name == "sqlite" else None)
         while True:
             bag = next(claims, None) if len(running) < max(1, workers) else None
             if bag is not None:
                 claimed[bag.name] = len(claimed)
-                running.append(audit_bag_task.submit(bags_dir, run_id, bag, lease_seconds))
+                running.append(audit_bag_task.submit(bags_dir, run_id, bag, lease_seconds,
+                                                     ledger.url, sqlite_url))
                 continue
             if not running:
                 break

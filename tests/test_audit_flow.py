@@ -181,3 +181,17 @@ def test_the_flow_checks_several_claimed_bags_at_once_each_exactly_once(prefect_
         for i in range(5):  # each bag checked once: one fixity event per file, none twice
             fix = [e for e in ledger.events(f"par{i}.v1") if e.event_type == "fix"]
             assert sorted(o for e in fix for o in e.object_ids) == sorted(ledger.files(f"par{i}.v1"))
+
+
+def test_a_task_worker_that_would_open_another_ledger_refuses(registered: Path) -> None:
+    # A Dask worker without STRONGROOM_LEDGER would fall back to SQLite beside the bags: auditing
+    # against that reference would be wrong, so the task refuses and says what to set.
+    from flows.audit import audit_bag_task
+    from pipeline.errors import LedgerError
+
+    with Ledger.open(bags_dir=registered) as ledger:
+        bag = ledger.bag("flow0.v1")
+    with pytest.raises(LedgerError, match="set STRONGROOM_LEDGER in the workers' environment"):
+        audit_bag_task.fn(str(registered), "urn:uuid:run", bag, 300.0, "postgresql+psycopg://db.example/ledger")
+    with Ledger.open(bags_dir=registered) as ledger:
+        assert ledger.bag("flow0.v1").last_checked_at is None  # nothing was checked or recorded
