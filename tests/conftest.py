@@ -232,3 +232,19 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
     return str(request.getfixturevalue("fresh_pg_url"))
+
+
+def kill_after_files(call: str, files: int) -> int:
+    """Run ``call`` (Python code with a ``progress`` callback in scope) in a child process and
+    SIGKILL it once ``files`` payload files have been copied; return its exit status."""
+    script = ("import sys\nfrom pathlib import Path\n"
+              "def progress(done, files):\n"
+              "    sys.stdout.write(f'{files}\\n')  # one write a line: progress may come from threads\n"
+              "    sys.stdout.flush()\n" + call)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    for line in child.stdout:
+        if line.strip().isdigit() and int(line) >= files:
+            child.kill()
+            break
+    return child.wait()

@@ -16,6 +16,8 @@ from pipeline.bag.tagfiles import info_value, iter_manifest, read_bag_info
 from pipeline.bag.writer import STRONGROOM_PROFILE_ID
 from pipeline.ingest import IngestReport, bag_versions, duplicate_identifiers, ingest_record
 
+from .conftest import kill_after_files
+
 SEED_SHA256 = "246b6f3eecd785210211962ece94d16350e7aec34991bc8c3d85bfcecb822364"
 
 SEED_NAME = "000_5b99444169de3d3a.txt"
@@ -168,8 +170,6 @@ def test_report_exit_code_and_json(tmp_path: Path, records_copy: Path) -> None:
 @pytest.mark.slow
 def test_ingest_killed_mid_bag_leaves_no_bag_and_the_next_run_completes(tmp_path: Path) -> None:
     import os
-    import subprocess
-    import sys
     import textwrap
 
     from pipeline.bag.writer import STAGING_DIR
@@ -192,23 +192,11 @@ def test_ingest_killed_mid_bag_leaves_no_bag_and_the_next_run_completes(tmp_path
         """) + payload + "\n", encoding="utf-8")
     sources = {p: p.read_bytes() for p in item.iterdir()}
     bags = tmp_path / "bags"
-    script = textwrap.dedent(f"""
-        import sys
-        from pathlib import Path
-        from pipeline.ingest import IngestOptions, ingest_record
-        def progress(done, files):
-            sys.stdout.write(f"{{files}}\\n")  # one write per line: progress may come from several threads
-            sys.stdout.flush()
-        ingest_record(Path({str(item / 'record.yaml')!r}), Path({str(bags)!r}), IngestOptions(progress=progress))
-    """)
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert child.stdout is not None
-    for line in child.stdout:
-        if line.strip().isdigit() and int(line) >= 15:
-            child.kill()
-            break
-    child.wait()
-    assert child.returncode == -9
+    status = kill_after_files(
+        "from pipeline.ingest import IngestOptions, ingest_record\n"
+        f"ingest_record(Path({str(item / 'record.yaml')!r}), Path({str(bags)!r}), "
+        "IngestOptions(progress=progress))\n", 15)
+    assert status == -9
     assert [p.name for p in bags.iterdir() if not p.name.startswith(".")] == []
     assert {p: p.read_bytes() for p in item.iterdir()} == sources
     assert len(prepare_bags_dir(bags)) == 1  # the next run removes the dead run's staging

@@ -6,7 +6,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import textwrap
 import unicodedata
 from pathlib import Path, PurePosixPath
 
@@ -28,6 +27,8 @@ from pipeline.bag.writer import (
 )
 from pipeline.errors import BagInvalidError, BagWriteError, FixityError, PayloadError
 from pipeline.findings import Finding
+
+from .conftest import kill_after_files
 
 SECOND_OPINION_ONLY = [bagit_python_findings]
 
@@ -237,25 +238,12 @@ def test_sigkill_while_writing_leaves_no_bag_and_the_next_run_completes(tmp_path
     bags = tmp_path / "bags"
     bags.mkdir()
     # The child announces each copied file; the parent kills it half-way through the payload.
-    script = textwrap.dedent(f"""
-        import sys
-        from pathlib import Path
-        from pipeline.bag.writer import bag_directory
-        from pipeline.bag.second_opinion import bagit_python_findings
-        def progress(done, files):
-            sys.stdout.write(f"{{files}}\\n")  # one write per line: progress may come from several threads
-            sys.stdout.flush()
-        bag_directory(Path({str(src)!r}), Path({str(bags / 'b')!r}), verifiers=[bagit_python_findings],
-                      progress=progress)
-    """)
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert child.stdout is not None
-    for line in child.stdout:
-        if line.strip().isdigit() and int(line) >= 20:
-            child.kill()
-            break
-    child.wait()
-    assert child.returncode == -9
+    status = kill_after_files(
+        "from pipeline.bag.writer import bag_directory\n"
+        "from pipeline.bag.second_opinion import bagit_python_findings\n"
+        f"bag_directory(Path({str(src)!r}), Path({str(bags / 'b')!r}), verifiers=[bagit_python_findings], "
+        "progress=progress)\n", 20)
+    assert status == -9
     assert not (bags / "b").exists()
     assert any((bags / STAGING_DIR).iterdir())  # the half-written bag is only a staging directory
     assert snapshot(src) == before
