@@ -128,13 +128,17 @@ def _scale(src: Path, out: Path, rounds: int) -> dict[str, Case]:
     o = out / "scale"
     bag = o / "bag"
     cases = {"scale/sr-bag": Case("scale/sr-bag", _cli("bag", str(src), str(bag))),
-             "scale/sr-validate": Case("scale/sr-validate", _cli("validate", str(bag)))}
+             "scale/sr-validate": Case("scale/sr-validate", _cli("validate", str(bag))),
+             # bagit-python on the same bag: its own time and memory at this file count, which
+             # its second opinion inside `strongroom bag` also costs.
+             "scale/ref-validate-p1": Case("scale/ref-validate-p1", [PY, WORK, "bagit-validate", str(bag), "1"])}
     print(f"# scale: bag + validate x {rounds} round(s)", file=sys.stderr)
     for _ in range(rounds):
         shutil.rmtree(o, ignore_errors=True)
         o.mkdir(parents=True)
         run_rounds([cases["scale/sr-bag"]], 1, REPO)
         run_rounds([cases["scale/sr-validate"]], 1, REPO)
+        run_rounds([cases["scale/ref-validate-p1"]], 1, REPO)
     shutil.rmtree(o, ignore_errors=True)
     return cases
 
@@ -171,6 +175,13 @@ def _rows(results: dict[str, Case], sizes: datasets.Sizes) -> list[Row]:
                         "time", big / ten, 12.0))
         rows.append(Row(f"{sizes.scale_files:,} files, peak memory", "≤ 150 MB",
                         max(r["scale/sr-bag"].peak_mb(), r["scale/sr-validate"].peak_mb()), 150.0, unit="MB"))
+        rows.append(Row(f"(info) {sizes.scale_files:,} files: peak memory of `strongroom validate` alone", "",
+                        r["scale/sr-validate"].peak_mb(), None, unit="MB"))
+        if "scale/ref-validate-p1" in r:
+            rows.append(Row(f"(info) {sizes.scale_files:,} files: peak memory of bagit-python validate alone", "",
+                            r["scale/ref-validate-p1"].peak_mb(), None, unit="MB"))
+            rows.append(Row(f"(info) {sizes.scale_files:,} files: validate vs bagit-python", "",
+                            _ratio(r, "scale/sr-validate", "scale/ref-validate-p1"), None))
     rows.append(Row(f"ingest of {sizes.records:,} small records through the flow", "≤ 2 × the library alone",
                     _ratio(r, "flows/ingest-flow", "flows/ingest-library"), 2.0))
     rows.append(Row(f"audit of {sizes.records:,} small bags through the flow", "≤ 0.5 × bagit-python one by one",
