@@ -11,6 +11,10 @@ Use::
         bag_directory(src, dest, progress=meter)       # meter(bytes_done, files_done)
         meter.phase("verifying", total_bytes=n, total_files=k)   # a new stage, counts from 0
 
+    with bags_progress("depositing", bags) as done:   # runs over many bags (deposit, audit)
+        for bag in bags:
+            deposit(bag); done(bag)                    # advances by the bag's bytes and files
+
 A meter takes *cumulative* figures, is cheap enough to call per file (it redraws at most ten
 times a second) and may be called from several threads.
 """
@@ -21,7 +25,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -108,6 +112,36 @@ class _Bar(Meter):
         with self._lock:
             self._show()
             self._progress.stop()
+
+
+@contextmanager
+def bags_progress(label: str, bags: Iterable[Path], *,
+                  stream: TextIO | None = None) -> Iterator[Callable[[Path], None]]:
+    """A bar over a run of whole bags; the callback ``done(bag)`` counts one bag as finished.
+
+    The totals are the bags' files and bytes on disk (tag files included), walked only when a bar
+    is shown; a finished bag advances the bar by its own share, so rate and time left are in
+    bytes even when the bags differ widely in size.  Bags may finish in any order and from any
+    thread; a bag not among ``bags`` advances the file count by what it holds.
+    """
+    stream = stream if stream is not None else sys.stderr
+    if not wanted(stream):
+        yield lambda bag: None
+        return
+    sizes = {str(b): directory_totals(b) for b in bags}
+    total_bytes = sum(s[0] for s in sizes.values())
+    total_files = sum(s[1] for s in sizes.values())
+    lock = threading.Lock()
+    counted = [0, 0]
+    with progress_bar(label, total_bytes=total_bytes, total_files=total_files, stream=stream) as meter:
+        def done(bag: Path) -> None:
+            octets, files = sizes.get(str(bag)) or directory_totals(bag)
+            with lock:
+                counted[0] += octets
+                counted[1] += files
+                meter(counted[0], counted[1])
+
+        yield done
 
 
 def directory_totals(root: Path) -> tuple[int, int]:

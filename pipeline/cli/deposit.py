@@ -45,22 +45,39 @@ def run_deposit(args: argparse.Namespace) -> int:
         if not (bag / "bagit.txt").is_file():
             raise UsageError(f"{bag}: not a bag directory (no bagit.txt)")
     open_target(args.to)  # a bad URL is one clear line before any work (or Prefect) starts
+    from pipeline.progress import bags_progress
+
     bags = [str(b) for b in args.bags]
     use_ledger = not args.no_ledger
-    if args.no_flow:
-        from pipeline.deposit.replication import deposit_row, summarise
+    # On a terminal, a bar advances bag by bag (bytes and files of each finished bag).
+    with bags_progress(f"depositing to {_scheme(args.to)}", args.bags) as done:
+        if args.no_flow:
+            from pipeline.deposit.replication import deposit_row, summarise
 
-        report = summarise([deposit_row(Path(b), args.to, ledger_url=args.ledger, use_ledger=use_ledger)
-                            for b in bags])
-    else:
-        from flows.settings import apply_defaults
+            rows = []
+            for bag in args.bags:
+                rows.append(deposit_row(bag, args.to, ledger_url=args.ledger, use_ledger=use_ledger))
+                done(bag)
+            report = summarise(rows)
+        else:
+            from flows.settings import apply_defaults
 
-        apply_defaults(verbose=args.verbose)
-        from flows import deposit as deposit_flows
+            apply_defaults(verbose=args.verbose)
+            from flows import deposit as deposit_flows
 
-        report = deposit_flows.run_deposit(bags, args.to, ledger_url=args.ledger, use_ledger=use_ledger)
+            by_name = {b.name: b for b in args.bags}
+            deposit_flows.set_progress(lambda row: done(by_name.get(str(row["bag"]), Path(str(row["bag"])))))
+            try:
+                report = deposit_flows.run_deposit(bags, args.to, ledger_url=args.ledger, use_ledger=use_ledger)
+            finally:
+                deposit_flows.set_progress(None)
     _print(report, as_json=args.json)
     return int(report["exit_code"])
+
+
+def _scheme(url: str) -> str:
+    """The target's kind for the bar's label (never the URL: it may carry a bucket's query)."""
+    return url.split(":", 1)[0] or "target"
 
 
 def _print(report: dict[str, Any], *, as_json: bool) -> None:

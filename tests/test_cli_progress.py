@@ -1,0 +1,77 @@
+"""Progress on a terminal for the long commands, seen as a user sees it: through a pseudo-terminal.
+
+A bar on a terminal (bytes, files), and nothing extra when the output is a pipe or a log.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+
+
+def _on_terminal(*args: str | os.PathLike[str], env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run ``strongroom ARGS`` with stdout and stderr on a pseudo-terminal; (exit code, all it showed)."""
+    master, slave = os.openpty()
+    full_env = {**os.environ, "TERM": "xterm", "COLUMNS": "160", **(env or {})}
+    full_env.pop("STRONGROOM_NO_PROGRESS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *map(str, args)], cwd=REPO, env=full_env,
+                            stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def drain() -> None:  # read while it runs: a full terminal buffer would block the command
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO once the command has closed its side
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    code = proc.wait(timeout=300)
+    reader.join(timeout=10)
+    os.close(master)
+    return code, b"".join(chunks).decode(errors="replace")
+
+
+def test_deposit_shows_a_bar_of_bags_bytes_and_files_on_a_terminal(
+        make_bag: Callable[..., Path], tmp_path: Path) -> None:
+    bags = [make_bag("alpha", files={"a.txt": b"a" * 3000}), make_bag("beta", files={"b.txt": b"b" * 5000})]
+    target = tmp_path / "repo"
+    code, shown = _on_terminal("deposit", *bags, "--to", f"file://{target}", "--no-flow", "--no-ledger")
+    assert code == 0, shown
+    assert "depositing to file" in shown
+    total_files = sum(1 for b in bags for p in b.rglob("*") if p.is_file())
+    assert f"{total_files}/{total_files} files" in shown  # the last redraw: every bag counted
+    assert "deposited" in shown and (target / bags[0].name / "bagit.txt").is_file()
+
+
+def test_deposit_in_a_pipe_prints_only_its_report(make_bag: Callable[..., Path], tmp_path: Path) -> None:
+    bag = make_bag("gamma")
+    done = run_cli("deposit", bag, "--to", f"file://{tmp_path / 'repo'}", "--no-flow", "--no-ledger",
+                   env={"TERM": "xterm"})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert "depositing" not in done.stdout
+    assert done.stdout.splitlines()[-1] == "1 bag(s): 1 deposited, 0 unchanged, 0 failed"
+
+
+def test_validate_shows_a_bar_on_a_terminal(make_bag: Callable[..., Path]) -> None:
+    bag = make_bag("delta", files={f"f{i}.txt": os.urandom(2048) for i in range(3)})
+    code, shown = _on_terminal("validate", bag)
+    assert code == 0, shown
+    assert f"validating {bag.name}" in shown and "3/3 files" in shown
+    assert "valid" in shown
