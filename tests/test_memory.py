@@ -94,3 +94,67 @@ def test_bag_and_validate_many_files_under_a_memory_ceiling(many_files: Path, tm
 def test_the_ceiling_is_too_low_to_hold_the_payload(many_files: Path, tmp_path: Path) -> None:
     done = _run(many_files, tmp_path / "unused", "control")
     assert done.returncode != 0 and "MemoryError" in done.stderr, done.stdout
+
+
+# --- validation alone: what each file costs ---------------------------------------------------
+
+#: Bytes of peak memory allowed per payload file when validating.  Strongroom's index keeps the
+#: NFC path, its row, size and the raw digests (sha512 + sha256: 96 bytes) in flat columns:
+#: measured here 0.28-0.30 KB a file; one object per file with a list of digest ``bytes`` (the
+#: index before) measured 0.54 KB and fails this.
+PER_FILE_BYTES = 400
+
+VALIDATE_CHILD = r"""
+import json, re, sys
+from pathlib import Path
+import pipeline.bag.profiles  # everything validate_bag may import, before the baseline
+from pipeline.bag.validator import validate_bag
+
+def kb(field):
+    return int(re.search(field + r":\s+(\d+)", open("/proc/self/status").read()).group(1))
+
+base = kb("VmRSS")
+report = validate_bag(Path(sys.argv[1]))
+print(json.dumps({"valid": report.valid, "files": report.payload_files, "grew_kb": kb("VmHWM") - base}))
+"""
+
+
+def _synthetic_bag(root: Path, count: int) -> Path:
+    """A valid BagIt 1.0 bag of ``count`` tiny files (sha512 + sha256), written directly: fast."""
+    import hashlib
+
+    lines: dict[str, list[str]] = {"sha512": [], "sha256": []}
+    for i in range(count):
+        rel = f"data/{i // 1000:03d}/file-{i:06d}.txt"
+        content = f"{i}\n".encode()
+        path = root / rel
+        if i % 1000 == 0:
+            path.parent.mkdir(parents=True)
+        path.write_bytes(content)
+        for alg, entries in lines.items():
+            entries.append(f"{hashlib.new(alg, content).hexdigest()}  {rel}\n")
+    (root / "bagit.txt").write_text("BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")
+    for alg, entries in lines.items():
+        (root / f"manifest-{alg}.txt").write_text("".join(entries))
+    return root
+
+
+def _validate_growth_kb(bag: Path) -> tuple[int, int]:
+    done = subprocess.run([sys.executable, "-c", VALIDATE_CHILD, str(bag)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=600, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["valid"], result
+    return result["files"], result["grew_kb"]
+
+
+@pytest.mark.slow
+def test_full_validation_holds_little_per_file(tmp_path: Path) -> None:
+    """Peak memory of validating 45,000 files minus that of 5,000, per file: a fixed, small index
+    entry, so 1,000,000 files stay within reach of the 150 MB target."""
+    small = _validate_growth_kb(_synthetic_bag(tmp_path / "small", 5_000))
+    large = _validate_growth_kb(_synthetic_bag(tmp_path / "large", 45_000))
+    per_file = (large[1] - small[1]) * 1024 / (large[0] - small[0])
+    print(f"\nvalidation: {per_file:.0f} bytes of peak memory per file")
+    assert (small[0], large[0]) == (5_000, 45_000)
+    assert per_file <= PER_FILE_BYTES, f"{per_file:.0f} bytes per file"

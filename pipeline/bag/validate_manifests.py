@@ -7,19 +7,21 @@ outside the bag, and unsafe paths are reported and dropped before lookup.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import cast
 
 from pipeline.bag.names import decode_path, unsafe_reason
 from pipeline.bag.validate_codes import Collector
 from pipeline.bag.validate_text import iter_tag_lines
-from pipeline.bag.validate_tree import Item, Tree, is_system_file, lookup_key, unicode_form
-from pipeline.fixity import SUPPORTED_ALGORITHMS, digest_each
+from pipeline.bag.validate_tree import (DigestColumn, Index, Tree, is_system_file, lookup_key, nfc_key,
+                                        unicode_form)
+from pipeline.fixity import CHUNK, PARALLEL_THRESHOLD, SUPPORTED_ALGORITHMS, digest_each, digest_file
 
 Progress = Callable[[int, int], None]
 
@@ -48,7 +50,7 @@ class Manifests:
 def find_manifests(c: Collector, tree: Tree) -> Manifests:
     """Sort the root's tag files into payload and tag manifests; report odd names and algorithms."""
     found = Manifests()
-    for key in sorted(k for k in tree.tags if "/" not in k):
+    for key in sorted(k for k in tree.tags.rows if "/" not in k):
         m = _MANIFEST_FILE.match(key)
         if not m:
             continue
@@ -101,50 +103,89 @@ def _parse_line(c: Collector, rel: str, number: int, line: str, alg: str) -> tup
     return path, bytes.fromhex(digest)
 
 
+@lru_cache(maxsize=None)
+def _plain_line(alg: str) -> re.Pattern[str] | None:
+    """A regex for the usual manifest line of ``alg``, whose path needs no decoding or checks.
+
+    It matches only lines ``_parse_line`` would accept without a finding and return unchanged
+    (exact-length hex digest; a path with no ``%``, backslash or NUL, not starting with ``*``,
+    ``.``, ``/``, ``~`` or whitespace); the caller also refuses ``/.``, ``//``, a trailing ``/``
+    and a drive-like ``X:``.  Anything else goes the long way.  Measured on a 10,000-file bag
+    (two manifests): 0.25 s of line parsing became 0.05 s.
+    """
+    length = DIGEST_LENGTHS.get(alg)
+    if length is None:
+        return None
+    return re.compile(rf"([0-9A-Fa-f]{{{length}}})[ \t]+([^%\\\x00 \t*./~][^%\\\x00]*)")
+
+
 def read_manifest(c: Collector, tree: Tree, found: Manifests, index: int, *, tag: bool) -> None:
     """Stream one (tag) manifest into the index, reporting bad lines and duplicates."""
-    rel, alg = (found.tag if tag else found.payload)[index]
-    count = len(found.tag if tag else found.payload)
+    manifests = found.tag if tag else found.payload
+    rel, alg = manifests[index]
     table = tree.tags if tag else tree.payload
+    if len(table.columns) != len(manifests):
+        table.columns = [DigestColumn(_raw_length(a), reserve=len(table.disk)) for _, a in manifests]
+    column = table.columns[index]
+    tag_names = found.tag_names
+    plain = _plain_line(alg)
+    rows = table.rows
     for number, line in iter_tag_lines(c, rel):
-        parsed = _parse_line(c, rel, number, line, alg)
-        if parsed is None:
+        m = plain.fullmatch(line) if plain is not None else None
+        if m is not None and _plain_path(path := m.group(2)):
+            digest = bytes.fromhex(m.group(1))
+        else:
+            parsed = _parse_line(c, rel, number, line, alg)
+            if parsed is None:
+                continue
+            path, digest = parsed
+        if not _belongs(c, rel, number, path, tag, tag_names):
             continue
-        path, digest = parsed
-        if not _belongs(c, rel, number, path, tag, found):
-            continue
-        key = lookup_key(table, path)
-        item = table.get(key)
-        if item is None:
-            item = table[key] = Item(None)
-        _record(c, rel, number, item, key, path, index, count, digest)
+        row = rows.get(path)  # lookup_key, inlined: this loop runs once per manifest line
+        key = path
+        if row is None:
+            key = nfc_key(path)
+            row = rows.get(key)
+            if row is None:
+                row = table.new_row(key, None)
+        if not column.has(row):
+            column.put(row, digest)
+            if path != key and row not in table.listed:
+                table.listed[row] = path
+        else:
+            _duplicate(c, rel, number, table.listed.get(row, key), path, column.get(row) or b"", digest)
 
 
-def _belongs(c: Collector, rel: str, number: int, path: str, tag: bool, found: Manifests) -> bool:
-    if not tag and not path.startswith("data/"):
+def _raw_length(alg: str) -> int | None:
+    """Bytes in a raw digest of ``alg`` (DIGEST_LENGTHS counts hexadecimal digits), or None."""
+    hex_digits = DIGEST_LENGTHS.get(alg)
+    return hex_digits // 2 if hex_digits is not None else None
+
+
+def _plain_path(path: str) -> bool:
+    """No empty, ``.`` or ``..`` component and no drive letter (the regex checked the rest)."""
+    return "/." not in path and "//" not in path and path[-1] != "/" and path[1:2] != ":"
+
+
+def _belongs(c: Collector, rel: str, number: int, path: str, tag: bool, tag_names: set[str]) -> bool:
+    if not tag:
+        if path.startswith("data/"):
+            return True
         c.add("PATH-NOT-PAYLOAD", rel, f"line {number}: {path!r} is not under data/; payload "
               "manifests list payload files only")
         return False
-    if tag and path.startswith("data/"):
+    if path.startswith("data/"):
         c.add("TAG-MANIFEST-LISTS-PAYLOAD", rel, f"line {number}: lists the payload file {path!r}")
         return False
-    if tag and path in found.tag_names:
+    if path in tag_names:
         c.add("TAG-MANIFEST-LISTS-TAG-MANIFEST", rel, f"line {number}: lists the tag manifest {path!r}")
         return False
     return True
 
 
-def _record(c: Collector, rel: str, number: int, item: Item, key: str, path: str, index: int,
-            count: int, digest: bytes) -> None:
-    if item.digests is None:
-        item.digests = [None] * count
-    previous = item.digests[index]
-    if previous is None:
-        item.digests[index] = digest
-        if path != key and item.listed is None:
-            item.listed = path
-        return
-    first = item.listed if item.listed is not None else key
+def _duplicate(c: Collector, rel: str, number: int, first: str, path: str, previous: bytes,
+               digest: bytes) -> None:
+    """A path the manifest listed before (as ``first``) listed again on line ``number``."""
     same = previous == digest
     if path == first and same:
         c.by_version("MANIFEST-DUPLICATE", path, f"listed twice in {rel} (again on line {number}); "
@@ -160,7 +201,8 @@ def _record(c: Collector, rel: str, number: int, item: Item, key: str, path: str
 
 def read_fetch(c: Collector, tree: Tree, found: Manifests) -> None:
     """Check fetch.txt: syntax, safe payload paths, in every payload manifest, fetched or not."""
-    if "fetch.txt" not in tree.tags or tree.tags["fetch.txt"].disk is None:
+    row = tree.tags.get("fetch.txt")
+    if row is None or tree.tags.disk[row] is None:
         return
     for number, line in iter_tag_lines(c, "fetch.txt"):
         m = _FETCH_LINE.match(line)
@@ -183,38 +225,43 @@ def read_fetch(c: Collector, tree: Tree, found: Manifests) -> None:
 
 def _fetch_entry(c: Collector, tree: Tree, found: Manifests, number: int, url: str, length: str,
                  path: str) -> None:
-    item = tree.payload.get(lookup_key(tree.payload, path))
-    if item is None or any(item.digest(i) is None for i in range(len(found.payload))):
+    table = tree.payload
+    row = table.get(lookup_key(table, path))
+    if row is None or any(table.digest(row, i) is None for i in range(len(found.payload))):
         c.add("FETCH-NOT-IN-MANIFEST", path, f"fetch.txt line {number} names it, but it is not in every "
               "payload manifest")
-    if item is None:
+    if row is None:
         return
-    item.fetch = True
-    if item.disk is None:
+    table.fetch.add(row)
+    size = table.size[row]
+    if table.disk[row] is None:
         c.add("FETCH-PENDING", path, f"not fetched yet from {url}: the bag is incomplete until it is")
-    elif length.isdigit() and int(length) != item.size:
-        c.add("FETCH-LENGTH", path, f"has {item.size} bytes, fetch.txt line {number} says {length}",
-              expected=length, found=str(item.size))
+    elif length.isdigit() and int(length) != size:
+        c.add("FETCH-LENGTH", path, f"has {size} bytes, fetch.txt line {number} says {length}",
+              expected=length, found=str(size))
 
 
 def check_payload_completeness(c: Collector, tree: Tree, found: Manifests) -> None:
     """Every payload file in every payload manifest; every listed file present."""
+    table = tree.payload
     names = [name for name, _ in found.payload]
+    presence = [col.present for col in table.columns[:len(names)]]
     folded: dict[str, str] | None = None
-    for key, item in tree.payload.items():
+    for key, row in table.rows.items():
         if is_system_file(key):
             c.add("SYSTEM-FILE", key, "is an operating-system metadata file, rarely meant as payload")
-        listed = [i for i in range(len(names)) if item.digest(i) is not None]
-        if item.disk is not None:
-            _check_listed(c, key, names, listed)
-        elif key in tree.links or item.fetch:
+        listed = [i for i, present in enumerate(presence) if row < len(present) and present[row]]
+        if table.disk[row] is not None:
+            if not listed or len(listed) < len(names):
+                _check_listed(c, key, names, listed)
+        elif key in tree.links or row in table.fetch:
             continue  # reported as SYMLINK / FETCH-PENDING already
         elif key in tree.dirs:
             c.add("MANIFEST-DIRECTORY", key, "is a directory; manifests list files only")
         else:
             if folded is None:
-                folded = {k.casefold(): k for k, it in tree.payload.items() if it.disk is not None}
-            _report_missing(c, tree, key, item, [names[i] for i in listed], folded)
+                folded = {k.casefold(): k for k, r in table.rows.items() if table.disk[r] is not None}
+            _report_missing(c, table, key, row, [names[i] for i in listed], folded)
 
 
 def _check_listed(c: Collector, key: str, names: list[str], listed: list[int]) -> None:
@@ -227,12 +274,13 @@ def _check_listed(c: Collector, key: str, names: list[str], listed: list[int]) -
                      "file must be in every payload manifest")
 
 
-def _report_missing(c: Collector, tree: Tree, key: str, item: Item, manifests: list[str],
+def _report_missing(c: Collector, table: Index, key: str, row: int, manifests: list[str],
                     folded: dict[str, str]) -> None:
     twin_key = folded.get(key.casefold())
-    twin = tree.payload.get(twin_key) if twin_key else None
-    if twin is not None and item.digests is not None and all(
-            d is None or twin.digest(i) == d for i, d in enumerate(item.digests)):
+    twin = table.get(twin_key) if twin_key else None
+    stated = table.digests(row)
+    if twin is not None and stated is not None and all(
+            d is None or table.digest(twin, i) == d for i, d in enumerate(stated)):
         c.add("MANIFEST-DUPLICATE-CASE", key, f"is listed, but only {twin_key} exists: the names differ "
               "only by case and the digests agree, so on a case-insensitive filesystem they are one file")
         return
@@ -242,18 +290,20 @@ def _report_missing(c: Collector, tree: Tree, key: str, item: Item, manifests: l
 
 def check_tag_completeness(c: Collector, tree: Tree, found: Manifests) -> None:
     """Tag manifests list every payload manifest; listed tag files exist; other tag files listed."""
+    table = tree.tags
     for j, (tag_name, _) in enumerate(found.tag):
         for name, _ in found.payload:
-            item = tree.tags.get(name)
-            if item is None or item.digest(j) is None:
+            row = table.get(name)
+            if row is None or table.digest(row, j) is None:
                 c.by_version("TAG-MANIFEST-OMITS-MANIFEST", tag_name, f"does not list the payload manifest {name}")
     payload_manifests = {name for name, _ in found.payload}
-    for key, item in tree.tags.items():
-        if item.disk is None:
+    tag_names = found.tag_names
+    for key, row in table.rows.items():
+        if table.disk[row] is None:
             if key not in tree.links:
                 c.add("TAG-MISSING", key, "is listed in a tag manifest but absent")
-        elif found.tag and key not in found.tag_names and key not in payload_manifests:
-            missing = [n for j, (n, _) in enumerate(found.tag) if item.digest(j) is None]
+        elif found.tag and key not in tag_names and key not in payload_manifests:
+            missing = [n for j, (n, _) in enumerate(found.tag) if table.digest(row, j) is None]
             if missing:
                 c.add("TAG-UNLISTED", key, f"is a tag file not listed in {', '.join(missing)}")
 
@@ -267,44 +317,125 @@ class _Meter:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def advance(self, octets: int, files: int = 0) -> None:
+        if self.progress is None:
+            return
         with self.lock:
             self.done_bytes += octets
             self.done_files += files
-            if self.progress is not None:
-                self.progress(self.done_bytes, self.done_files)
+            self.progress(self.done_bytes, self.done_files)
 
 
-def verify_digests(c: Collector, table: dict[str, Item], manifests: list[tuple[str, str]], *,
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+
+
+def verify_digests(c: Collector, table: Index, manifests: list[tuple[str, str]], *,
                    tag: bool, progress: Progress | None = None) -> None:
-    """Read each listed file once, computing all its manifests' algorithms in that one read."""
+    """Read each listed file once, computing all its manifests' algorithms in that one read.
+
+    Files under one read block are hashed right here with one reused buffer (the common case,
+    where per-file overhead is the cost); larger ones through :func:`digest_file`, and those of
+    ``PARALLEL_THRESHOLD`` or more several at once through :func:`digest_each`, after the small
+    ones.  Findings still come out in index order.
+    """
+    checks = [(i, name, alg, table.columns[i]) for i, (name, alg) in enumerate(manifests)
+              if alg in SUPPORTED_ALGORITHMS and i < len(table.columns)]
+    if not checks:
+        return
     meter = _Meter(progress)
+    start = len(c.findings)
+    order: list[int] = []  # index position of each finding added here, to restore index order
     code = "TAG-DIGEST-MISMATCH" if tag else "PAYLOAD-DIGEST-MISMATCH"
-    # digest_each hashes large files concurrently (results still in table order); the queue pairs
-    # each result with its item, and holds only the few files in flight.
-    queue: deque[tuple[Item, list[tuple[int, tuple[str, str]]]]] = deque()
+    buffer = memoryview(bytearray(CHUNK))
+    buffers = [buffer]
+    bag = str(c.bag)
+    large: list[tuple[int, int]] = []
+    for position, row in enumerate(table.rows.values()):
+        disk = table.disk[row]
+        if disk is None:
+            continue
+        wanted = [check for check in checks if check[3].has(row)]
+        if not wanted:
+            continue
+        size = table.size[row]
+        if size >= PARALLEL_THRESHOLD:
+            large.append((position, row))
+            continue
+        try:
+            if size < CHUNK:
+                got = _digest_small(f"{bag}/{disk}", [alg for _, _, alg, _ in wanted], buffers, buffer, meter)
+            else:
+                got = [bytes.fromhex(h) for h in _digest_medium(c.bag / disk, wanted, meter)]
+        except OSError as exc:
+            c.add("UNREADABLE", disk, f"cannot be read: {_why(exc)}")
+            order.append(position)
+            continue
+        meter.advance(0, 1)
+        _compare(c, code, disk, row, wanted, got, order, position)
+    if large:
+        _verify_large(c, table, checks, large, code, order, meter)
+        # The large files were read after the small ones: put their findings back in index order.
+        added = c.findings[start:]
+        c.findings[start:] = [f for _, f in sorted(zip(order, added), key=lambda pair: pair[0])]
+
+
+def _digest_small(path: str, algorithms: list[str], buffers: list[memoryview], buffer: memoryview,
+                  meter: _Meter) -> list[bytes]:
+    """Raw digests of one file smaller than a read block: plain descriptor, one reused buffer.
+
+    Measured on 10,000 files of 4 KiB (sha512 + sha256), this path costs about half of what
+    :func:`digest_file` with its per-file Path, closures and result objects does.
+    """
+    hashers = [getattr(hashlib, alg)() for alg in algorithms]
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        total = 0
+        while n := os.readv(fd, buffers):  # to the end, even if the file grew since the walk
+            block = buffer[:n]
+            for h in hashers:
+                h.update(block)
+            total += n
+    finally:
+        os.close(fd)
+    meter.advance(total)
+    return [h.digest() for h in hashers]
+
+
+def _digest_medium(path: Path, wanted: list[tuple[int, str, str, DigestColumn]], meter: _Meter) -> list[str]:
+    _, digests = digest_file(path, [alg for _, _, alg, _ in wanted],
+                             on_bytes=meter.advance if meter.progress is not None else None)
+    return [digests[alg] for _, _, alg, _ in wanted]
+
+
+def _compare(c: Collector, code: str, disk: str, row: int, wanted: list[tuple[int, str, str, DigestColumn]],
+             got: list[bytes], order: list[int], position: int) -> None:
+    for (_, manifest, alg, column), digest in zip(wanted, got):
+        stated = column.get(row)
+        if stated != digest:
+            expected, found = (stated or b"").hex(), digest.hex()
+            c.add(code, disk, f"{alg} mismatch: {manifest} says {expected[:16]}…, the file has "
+                  f"{found[:16]}…", expected=expected, found=found)
+            order.append(position)
+
+
+def _verify_large(c: Collector, table: Index, checks: list[tuple[int, str, str, DigestColumn]],
+                  large: list[tuple[int, int]], code: str, order: list[int], meter: _Meter) -> None:
+    """Files of PARALLEL_THRESHOLD or more, several hashed at once by digest_each."""
+    wanted_of = [[check for check in checks if check[3].has(row)] for _, row in large]
 
     def jobs() -> Iterator[tuple[Path, list[str]]]:
-        for item in table.values():
-            if item.disk is None or item.digests is None:
-                continue
-            wanted = [(i, manifests[i]) for i, d in enumerate(item.digests)
-                      if d is not None and manifests[i][1] in SUPPORTED_ALGORITHMS]
-            if wanted:
-                queue.append((item, wanted))
-                yield c.bag / item.disk, sorted({alg for _, (_, alg) in wanted})
+        for (_, row), wanted in zip(large, wanted_of):
+            yield c.bag / str(table.disk[row]), [alg for _, _, alg, _ in wanted]
 
-    for result in digest_each(jobs(), on_bytes=meter.advance):
-        item, wanted = queue.popleft()
+    on_bytes = meter.advance if meter.progress is not None else None
+    for (position, row), wanted, result in zip(large, wanted_of, digest_each(jobs(), on_bytes=on_bytes)):
+        disk = str(table.disk[row])
         if result.error is not None or result.digests is None:
-            c.add("UNREADABLE", cast(str, item.disk), f"cannot be read: {_why(result.error)}")
+            c.add("UNREADABLE", disk, f"cannot be read: {_why(result.error)}")
+            order.append(position)
             continue
-        got, disk, stated = result.digests, cast(str, item.disk), cast(list[bytes | None], item.digests)
         meter.advance(0, 1)
-        for i, (manifest, alg) in wanted:
-            expected = cast(bytes, stated[i]).hex()
-            if got[alg] != expected:
-                c.add(code, disk, f"{alg} mismatch: {manifest} says {expected[:16]}…, the file has "
-                      f"{got[alg][:16]}…", expected=expected, found=got[alg])
+        got = [bytes.fromhex(result.digests[alg]) for _, _, alg, _ in wanted]
+        _compare(c, code, disk, row, wanted, got, order, position)
 
 
 def _why(exc: OSError | None) -> str:
