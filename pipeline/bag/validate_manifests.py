@@ -111,7 +111,7 @@ def _plain_line(alg: str) -> re.Pattern[str] | None:
     (exact-length hex digest; a path with no ``%``, backslash or NUL, not starting with ``*``,
     ``.``, ``/``, ``~`` or whitespace); the caller also refuses ``/.``, ``//``, a trailing ``/``
     and a drive-like ``X:``.  Anything else goes the long way.  Measured on a 10,000-file bag
-    (two manifests): 0.25 s of line parsing became 0.05 s.
+    (sha512 + sha256), reading both manifests into the index went from 0.15-0.18 s to 0.065 s.
     """
     length = DIGEST_LENGTHS.get(alg)
     if length is None:
@@ -382,8 +382,9 @@ def _digest_small(path: str, algorithms: list[str], buffers: list[memoryview], b
                   meter: _Meter) -> list[bytes]:
     """Raw digests of one file smaller than a read block: plain descriptor, one reused buffer.
 
-    Measured on 10,000 files of 4 KiB (sha512 + sha256), this path costs about half of what
-    :func:`digest_file` with its per-file Path, closures and result objects does.
+    Measured on 10,000 files of 4 KiB (sha512 + sha256), verifying them this way takes 0.28 s
+    where :func:`digest_each` (a Path, an lstat, closures and a result object per file) took
+    0.54-0.66 s.
     """
     hashers = [getattr(hashlib, alg)() for alg in algorithms]
     fd = os.open(path, _OPEN_FLAGS)
