@@ -35,12 +35,19 @@ def _loaded_after(argv: list[str]) -> set[str]:
     return set(done.stderr.split())
 
 
-def test_validate_imports_neither_pydantic_nor_metadata_nor_other_commands(tmp_path: Path) -> None:
-    loaded = _loaded_after(["validate", str(tmp_path / "absent")])
+def test_validate_imports_neither_pydantic_nor_metadata_nor_other_commands() -> None:
+    """A bag that names no profile is validated without pydantic (profiles load only when needed)."""
+    loaded = _loaded_after(["validate", str(REPO / "tests" / "data" / "bags" / "VALID_plain-1.0")])
     assert "pipeline.cli.validate" in loaded and "pipeline.bag.validator" in loaded
     unwanted = {"pydantic", "importlib.metadata", "prefect", "pipeline.cli.ingest", "pipeline.cli.audit",
                 "pipeline.cli.deposit", "pipeline.cli.records"}
     assert unwanted & loaded == set()
+
+
+def test_a_profile_given_is_still_loaded_and_checked() -> None:
+    loaded = _loaded_after(["validate", str(REPO / "tests" / "data" / "bags" / "VALID_plain-1.0"),
+                            "--profile", str(REPO / "schemas" / "profiles" / "strongroom-1.0.json")])
+    assert "pipeline.bag.profiles" in loaded
 
 
 def test_help_still_lists_every_command() -> None:
