@@ -155,7 +155,7 @@ def audit_flow(bags_dir: str, ledger_url: str) -> None:
     apply_defaults()
     from prefect import flow
 
-    from flows.audit import audit_flow as run_flow
+    from flows.audit import run_audit_flow as run_flow
 
     @flow(name="strongroom-bench-warm-up")
     def warm_up() -> None:
@@ -163,7 +163,7 @@ def audit_flow(bags_dir: str, ledger_url: str) -> None:
 
     warm_up()
     started = time.perf_counter()
-    state = run_flow(bags_dir=bags_dir, ledger_url=ledger_url, older_than=None, return_state=True)
+    state = run_flow(bags_dir, ledger_url=ledger_url, older_than=None)
     elapsed = time.perf_counter() - started
     if not state.is_completed():
         raise SystemExit(f"audit flow: {state.message}")

@@ -103,6 +103,16 @@ class CheckRecord:
 
 
 @dataclass(frozen=True)
+class CheckedBag:
+    """One bag's finished check, as :meth:`Ledger.record_checks` stores it."""
+
+    name: str
+    records: tuple[CheckRecord, ...]
+    damaged: bool
+    bytes_read: int
+
+
+@dataclass(frozen=True)
 class RegisteredContent:
     """Everything :meth:`Ledger.register_bag` stores about a bag's content."""
 
@@ -326,7 +336,7 @@ class Ledger:
     def bags(self) -> list[BagReference]:
         """Every registered bag, by name."""
         with self.session() as s:
-            return [_reference(s, r) for r in s.scalars(sa.select(BagRow).order_by(BagRow.name))]
+            return _references(s, list(s.scalars(sa.select(BagRow).order_by(BagRow.name))))
 
     def files(self, bag_name: str) -> dict[str, FileReference]:
         """The reference of every file of the bag, keyed by bag path."""
@@ -379,51 +389,123 @@ class Ledger:
         A bag is due when it was not checked since ``not_checked_since`` and no live lease holds
         it.  The claim lasts ``lease_seconds`` unless renewed (:meth:`renew_claim`).
         """
+        claimed = self.claim_batch(run_id, not_checked_since=not_checked_since, lease_seconds=lease_seconds)
+        return claimed[0] if claimed else None
+
+    def due_sizes(self, *, not_checked_since: dt.datetime, count: int) -> list[int]:
+        """The sizes (``total_bytes``) of the next ``count`` due bags, in claim order; claims nothing.
+
+        A hint for sizing a batch before claiming it: another process may claim some of these
+        bags first, so the claimer checks what it actually got.
+        """
+        with self.session() as s:
+            return list(s.scalars(self._due(not_checked_since, utcnow()).with_only_columns(BagRow.total_bytes)
+                                  .limit(count)))
+
+    def claim_batch(self, run_id: str, *, not_checked_since: dt.datetime, lease_seconds: float,
+                    count: int = 1) -> list[BagReference]:
+        """Claim up to ``count`` due bags in one transaction, checked-longest-ago first (in that order).
+
+        One statement claims the whole batch: on PostgreSQL its rows are picked ``FOR UPDATE SKIP
+        LOCKED``, so simultaneous claimers take disjoint batches without waiting on one another.
+        """
         now = utcnow()
-        due = (sa.select(BagRow.id)
-               .where(sa.or_(BagRow.last_checked_at.is_(None), BagRow.last_checked_at < not_checked_since))
-               .where(sa.or_(BagRow.lease_until.is_(None), BagRow.lease_until < now))
-               .order_by(BagRow.last_checked_at.asc().nulls_first(), BagRow.name)
-               .limit(1).with_for_update(skip_locked=True))
+        due = self._due(not_checked_since, now).limit(max(1, count)).with_for_update(skip_locked=True)
         lease = now + dt.timedelta(seconds=lease_seconds)
         with self.session() as s:
-            claimed = s.execute(sa.update(BagRow).where(BagRow.id == due.scalar_subquery())
-                                .values(claimed_by=run_id, lease_until=lease)
-                                .returning(BagRow.id)).scalar()
-            if claimed is None:
-                return None
-            return _reference(s, s.get_one(BagRow, claimed))
+            ids = list(s.scalars(sa.update(BagRow).where(BagRow.id.in_(due.scalar_subquery()))
+                                 .values(claimed_by=run_id, lease_until=lease).returning(BagRow.id)))
+            if not ids:
+                return []
+            rows = list(s.scalars(sa.select(BagRow).where(BagRow.id.in_(ids))))
+            return sorted(_references(s, rows), key=_claim_order)
+
+    @staticmethod
+    def _due(not_checked_since: dt.datetime, now: dt.datetime) -> sa.Select[Any]:
+        """Bags not checked since ``not_checked_since`` and held by no live lease, in claim order."""
+        return (sa.select(BagRow.id)
+                .where(sa.or_(BagRow.last_checked_at.is_(None), BagRow.last_checked_at < not_checked_since))
+                .where(sa.or_(BagRow.lease_until.is_(None), BagRow.lease_until < now))
+                .order_by(BagRow.last_checked_at.asc().nulls_first(), BagRow.name))
 
     def renew_claim(self, bag_name: str, run_id: str, lease_seconds: float) -> bool:
         """Extend this run's lease on a bag; False when the claim was lost (lease ran out)."""
+        return bool(self.renew_claims([bag_name], run_id, lease_seconds))
+
+    def renew_claims(self, bag_names: Sequence[str], run_id: str, lease_seconds: float) -> int:
+        """Extend this run's leases on ``bag_names`` in one statement; how many it still held."""
         with self.session() as s:
-            result = s.execute(sa.update(BagRow).where(BagRow.name == bag_name, BagRow.claimed_by == run_id)
+            result = s.execute(sa.update(BagRow).where(BagRow.name.in_(list(bag_names)), BagRow.claimed_by == run_id)
                                .values(lease_until=utcnow() + dt.timedelta(seconds=lease_seconds)))
-            return bool(getattr(result, "rowcount", 0))
+            return int(getattr(result, "rowcount", 0) or 0)
 
     def release_claim(self, bag_name: str, run_id: str) -> None:
         """Give a claimed bag back unchecked (e.g. it does not fit the run's byte budget)."""
+        self.release_claims([bag_name], run_id)
+
+    def release_claims(self, bag_names: Sequence[str], run_id: str) -> None:
+        """Give claimed bags back unchecked, in one statement."""
+        if not bag_names:
+            return
         with self.session() as s:
-            s.execute(sa.update(BagRow).where(BagRow.name == bag_name, BagRow.claimed_by == run_id)
+            s.execute(sa.update(BagRow).where(BagRow.name.in_(list(bag_names)), BagRow.claimed_by == run_id)
                       .values(claimed_by=None, lease_until=None))
+
+    def files_of(self, bag_names: Sequence[str]) -> dict[str, dict[str, FileReference]]:
+        """:meth:`files` of several bags in one query (bag name -> path -> reference)."""
+        found: dict[str, dict[str, FileReference]] = {name: {} for name in bag_names}
+        with self.session() as s:
+            rows = s.execute(sa.select(BagRow.name, FileRow.path, FileRow.kind, FileRow.size, DigestRow.algorithm,
+                                       DigestRow.value, DigestRow.source)
+                             .join(FileRow, FileRow.bag_id == BagRow.id)
+                             .join(DigestRow, DigestRow.file_id == FileRow.id)
+                             .where(BagRow.name.in_(list(bag_names))))
+            for name, path, kind, size, algorithm, value, source in rows:
+                files = found[name]
+                ref = files.get(path)
+                if ref is None:
+                    ref = files[path] = FileReference(path, _kind(kind), size, {}, source)
+                ref.digests[algorithm] = value
+        return found
 
     def record_check(self, run_id: str, bag_name: str, checks: Sequence[CheckRecord], *,
                      damaged: bool, bytes_read: int) -> None:
         """Store one bag's check - every event, its outcome and the run's tallies - atomically."""
+        self.record_checks(run_id, [CheckedBag(bag_name, tuple(checks), damaged, bytes_read)])
+
+    def record_checks(self, run_id: str, checked: Sequence[CheckedBag]) -> None:
+        """Store the checks of several bags - every event, outcomes, the run's tallies - in one transaction.
+
+        All or nothing: a crash before the commit records none of them, and their claims lapse, so
+        the next run checks them again; no bag is ever marked checked without its events.  One
+        commit (one fsync of a SQLite ledger) per batch instead of one per bag.
+        """
+        if not checked:
+            return
+        now = utcnow()
         with self.session() as s:
-            bag = self._bag(s, bag_name)
-            # Fresh identifiers: no look-up per event (a bag may hold tens of thousands of files).
-            if checks:
-                s.execute(sa.insert(_EVENTS), [_event_values(bag, c.event, run_id=run_id, location=c.location,
-                                                              path=c.path, code=c.code) for c in checks])
-            bag.last_checked_at = utcnow()
-            bag.last_outcome = "damaged" if damaged else "clean"
-            if bag.claimed_by == run_id:
-                bag.claimed_by, bag.lease_until = None, None
+            ids = dict(s.execute(sa.select(BagRow.name, BagRow.id)
+                                 .where(BagRow.name.in_([c.name for c in checked]))).tuples().all())
+            for c in checked:
+                if c.name not in ids:
+                    raise LedgerError(f"{c.name}: not registered in the ledger {self.url}")
+            events = [_event_values(ids[c.name], r.event, run_id=run_id, location=r.location, path=r.path,
+                                    code=r.code) for c in checked for r in c.records]
+            if events:
+                # Fresh identifiers: no look-up per event (a bag may hold tens of thousands of files).
+                s.execute(sa.insert(_EVENTS), events)
+            for outcome in ("damaged", "clean"):
+                names = [c.name for c in checked if (outcome == "damaged") == c.damaged]
+                if names:
+                    s.execute(sa.update(BagRow).where(BagRow.name.in_(names))
+                              .values(last_checked_at=now, last_outcome=outcome))
+            s.execute(sa.update(BagRow).where(BagRow.name.in_([c.name for c in checked]),
+                                              BagRow.claimed_by == run_id)
+                      .values(claimed_by=None, lease_until=None))
             s.execute(sa.update(AuditRunRow).where(AuditRunRow.id == run_id).values(
-                bags_checked=AuditRunRow.bags_checked + 1,
-                bags_damaged=AuditRunRow.bags_damaged + int(damaged),
-                bytes_read=AuditRunRow.bytes_read + bytes_read))
+                bags_checked=AuditRunRow.bags_checked + len(checked),
+                bags_damaged=AuditRunRow.bags_damaged + sum(c.damaged for c in checked),
+                bytes_read=AuditRunRow.bytes_read + sum(c.bytes_read for c in checked)))
 
     def run_summary(self, run_id: str) -> dict[str, Any]:
         """The recorded tallies of an audit run."""
@@ -452,10 +534,24 @@ def _kind(value: str) -> FileKind:
 
 
 def _reference(s: Session, row: BagRow) -> BagReference:
-    urls = s.scalars(sa.select(LocationRow.url).where(LocationRow.bag_id == row.id).order_by(LocationRow.id))
-    return BagReference(row.name, row.external_identifier, row.profile, row.origin,
-                        tuple(a for a in row.algorithms.split(",") if a), row.total_bytes, row.file_count,
-                        row.registered_at, row.last_checked_at, row.last_outcome, tuple(urls))
+    return _references(s, [row])[0]
+
+
+def _references(s: Session, rows: Sequence[BagRow]) -> list[BagReference]:
+    """The references of ``rows``, their locations read in one query."""
+    urls: dict[int, list[str]] = {row.id: [] for row in rows}
+    for bag_id, url in s.execute(sa.select(LocationRow.bag_id, LocationRow.url)
+                                 .where(LocationRow.bag_id.in_(list(urls))).order_by(LocationRow.id)):
+        urls[bag_id].append(url)
+    return [BagReference(row.name, row.external_identifier, row.profile, row.origin,
+                         tuple(a for a in row.algorithms.split(",") if a), row.total_bytes, row.file_count,
+                         row.registered_at, row.last_checked_at, row.last_outcome, tuple(urls[row.id]))
+            for row in rows]
+
+
+def _claim_order(bag: BagReference) -> tuple[bool, dt.datetime, str]:
+    """The order bags are claimed in: never checked first, then checked longest ago, then by name."""
+    return (bag.last_checked_at is not None, bag.last_checked_at or dt.datetime.min.replace(tzinfo=UTC), bag.name)
 
 
 def _insert_bag(s: Session, content: RegisteredContent, origin: Origin) -> BagRow:
@@ -499,13 +595,13 @@ def _add_location(s: Session, bag: BagRow, url: str) -> None:
 def _add_event(s: Session, bag: BagRow, event: PremisEvent, *, run_id: str | None = None,
                location: str | None = None, path: str | None = None, code: str | None = None) -> None:
     if s.scalar(sa.select(EventRow.id).where(EventRow.identifier == str(event.identifier))) is None:
-        s.execute(sa.insert(EventRow), [_event_values(bag, event, run_id=run_id, location=location,
+        s.execute(sa.insert(EventRow), [_event_values(bag.id, event, run_id=run_id, location=location,
                                                       path=path, code=code)])
 
 
-def _event_values(bag: BagRow, event: PremisEvent, *, run_id: str | None, location: str | None,
+def _event_values(bag_id: int, event: PremisEvent, *, run_id: str | None, location: str | None,
                   path: str | None, code: str | None) -> dict[str, Any]:
-    return {"bag_id": bag.id, "identifier": str(event.identifier), "event_type": str(event.event_type),
+    return {"bag_id": bag_id, "identifier": str(event.identifier), "event_type": str(event.event_type),
             "date_time": _as_datetime(event.date_time), "detail": event.detail or "",
             "outcome": str(event.outcome), "outcome_detail": event.outcome_detail or "",
             "object_ids": json.dumps(list(event.object_ids)), "agent_ids": json.dumps(list(event.agent_ids)),

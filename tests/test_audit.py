@@ -123,6 +123,7 @@ def test_cli_audit_exit_codes_and_reports(bags: Path, tmp_path: Path, cli: RunCl
     (("--limit", "0"), "--limit must be at least 1"),
     (("--max-bytes", "lots"), "not a size"),
     (("--bags", "/nonexistent/bags"), "bags directory does not exist"),
+    (("--batch", "0"), "--batch must be at least 1"),
 ])
 def test_audit_usage_errors_are_one_line_and_exit_2(args: tuple[str, ...], message: str, bags: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
@@ -249,3 +250,56 @@ def test_the_text_report_escapes_control_characters_in_file_names(bags: Path) ->
     assert "\x1b" not in text
     assert "data/evil\\x1b[2J\\nAUD000 all fine: x.txt" in text  # escaped, still recognisable
     assert not any(line.startswith("AUD000") for line in text.splitlines())  # no forged report line
+
+
+def test_batches_hold_at_most_batch_size_bags_and_batch_bytes(bags: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each batch is one call of Ledger.record_checks (one transaction): watch the batches go by.
+    seen: list[list[str]] = []
+    record = Ledger.record_checks
+
+    def spy(self: Ledger, run_id: str, checked: list[object]) -> None:
+        seen.append([c.name for c in checked])  # type: ignore[attr-defined]
+        record(self, run_id, checked)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Ledger, "record_checks", spy)
+    with Ledger.open(bags_dir=bags) as ledger:
+        run_audit(ledger, AuditOptions(batch_size=3))
+        by_count = list(seen)
+        seen.clear()
+        run_audit(ledger, AuditOptions(batch_size=3, batch_bytes=1))  # every bag is larger than 1 byte
+        by_bytes = list(seen)
+    assert [len(b) for b in by_count] == [3, 1]
+    assert [len(b) for b in by_bytes] == [1, 1, 1, 1]  # a batch always takes one bag, however large
+    assert sorted(n for b in by_count for n in b) == [f"rec{i}.v1" for i in range(4)]
+
+
+def test_a_crash_mid_batch_records_and_reports_none_of_it_and_the_next_run_checks_it(
+        bags: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fixity check is reported only once it is durable in the ledger; a batch cut short by a
+    # crash leaves no bag marked checked, and its claims lapse so that the next run checks it.
+    import time
+
+    import pipeline.audit as audit
+
+    calls = [0]
+    check = audit.check_location
+
+    def crashing(*args: object, **kwargs: object) -> object:
+        calls[0] += 1
+        if calls[0] == 4:  # the second bag of the second batch
+            raise RuntimeError("power cut")
+        return check(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(audit, "check_location", crashing)
+    reported: list[str] = []
+    with Ledger.open(bags_dir=bags) as ledger:
+        with pytest.raises(RuntimeError, match="power cut"):
+            run_audit(ledger, AuditOptions(batch_size=2, lease_seconds=0.5), on_bag=lambda b: reported.append(b.name))
+        checked = {b.name for b in ledger.bags() if b.last_checked_at is not None}
+        with_events = {f"rec{i}.v1" for i in range(4)
+                       if any(e.event_type == "fix" for e in ledger.events(f"rec{i}.v1"))}
+        assert checked == with_events == set(reported) and len(reported) == 2  # the first batch only
+        monkeypatch.setattr(audit, "check_location", check)
+        time.sleep(0.6)  # the crashed run's claims lapse
+        again = run_audit(ledger, AuditOptions(older_than=parse_duration("1h")))
+    assert {b.name for b in again.bags} == {f"rec{i}.v1" for i in range(4)} - checked

@@ -63,7 +63,7 @@ def test_a_clean_audit_completes_and_adds_a_summary_table_to_the_history(prefect
     from flows.audit import ARTIFACT_KEY, audit_flow
 
     before = len(_artifacts(ARTIFACT_KEY))
-    state = audit_flow(bags_dir=str(registered), older_than=None, return_state=True)
+    state = asyncio.run(audit_flow(bags_dir=str(registered), older_than=None, return_state=True))
     assert state.is_completed(), state.message
     assert state.result()["summary"]["bags_checked"] == 3
     tables = _artifacts(ARTIFACT_KEY)
@@ -80,7 +80,7 @@ def test_damage_fails_the_run_lists_each_damaged_file_and_emits_an_event(prefect
 
     (registered / "flow1.v1/data/text.txt").write_text("rot\n")
     (registered / "flow2.v1/data/new.txt").write_text("intruder\n")
-    state = audit_flow(bags_dir=str(registered), older_than=None, return_state=True)
+    state = asyncio.run(audit_flow(bags_dir=str(registered), older_than=None, return_state=True))
     assert state.is_failed()
     assert "2 DAMAGED" in (state.message or "")
     newest = max(_artifacts(ARTIFACT_KEY), key=lambda a: a.created)
@@ -99,8 +99,8 @@ def test_damage_fails_the_run_lists_each_damaged_file_and_emits_an_event(prefect
 def test_a_rolling_flow_run_skips_what_was_verified_recently(prefect_harness: None, registered: Path) -> None:
     from flows.audit import audit_flow
 
-    first = audit_flow(bags_dir=str(registered), older_than="90d", limit=2, return_state=True)
-    second = audit_flow(bags_dir=str(registered), older_than="90d", return_state=True)
+    first = asyncio.run(audit_flow(bags_dir=str(registered), older_than="90d", limit=2, return_state=True))
+    second = asyncio.run(audit_flow(bags_dir=str(registered), older_than="90d", return_state=True))
     assert first.result()["summary"]["bags_checked"] == 2
     assert second.result()["summary"]["bags_checked"] == 1
 
@@ -168,14 +168,14 @@ def test_the_flow_checks_several_claimed_bags_at_once_each_exactly_once(prefect_
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        state = run_audit_flow(str(bags), older_than=None, workers=3)
+        state = run_audit_flow(str(bags), older_than=None, workers=3, batch_size=1)  # a task per bag
     finally:
         done.set()
         watcher.join()
         engine.dispose()
     assert state.is_completed(), state.message
     assert [b["name"] for b in state.result()["bags"]] and state.result()["summary"]["bags_checked"] == 5
-    assert 2 <= most[0] <= 3  # several at once, never more than the workers asked for
+    assert 2 <= most[0] <= 3  # several tasks at once, never more than the workers asked for
     with Ledger.open(bags_dir=bags) as ledger:
         assert [b.last_outcome for b in ledger.bags()] == ["clean"] * 5
         for i in range(5):  # each bag checked once: one fixity event per file, none twice
@@ -186,12 +186,12 @@ def test_the_flow_checks_several_claimed_bags_at_once_each_exactly_once(prefect_
 def test_a_task_worker_that_would_open_another_ledger_refuses(registered: Path) -> None:
     # A Dask worker without STRONGROOM_LEDGER would fall back to SQLite beside the bags: auditing
     # against that reference would be wrong, so the task refuses and says what to set.
-    from flows.audit import audit_bag_task
+    from flows.audit import audit_batch_task
     from pipeline.errors import LedgerError
 
     with Ledger.open(bags_dir=registered) as ledger:
         bag = ledger.bag("flow0.v1")
     with pytest.raises(LedgerError, match="set STRONGROOM_LEDGER in the workers' environment"):
-        audit_bag_task.fn(str(registered), "urn:uuid:run", bag, 300.0, "postgresql+psycopg://db.example/ledger")
+        audit_batch_task.fn(str(registered), "urn:uuid:run", [bag], 0, 300.0, "postgresql+psycopg://db.example/ledger")
     with Ledger.open(bags_dir=registered) as ledger:
         assert ledger.bag("flow0.v1").last_checked_at is None  # nothing was checked or recorded

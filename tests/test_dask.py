@@ -7,6 +7,7 @@ environment, as the README asks of a real cluster's workers.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import Iterator
@@ -129,9 +130,10 @@ def test_audit_on_dask_finds_the_same_damage(records: Path, tmp_path: Path, dask
         ingest_flow(records_dir=str(records), bags_dir=str(bags))
         with (bags / "dask-2.v1" / "data" / "item.txt").open("ab") as fh:
             fh.write(b"damage")
-        default = audit_flow(bags_dir=str(bags), older_than=None, return_state=True)
-        on_dask = audit_flow.with_options(task_runner=task_runner("dask", dask_address))(
-            bags_dir=str(bags), older_than=None, return_state=True)
+        default = asyncio.run(audit_flow(bags_dir=str(bags), older_than=None, return_state=True))
+        # A batch of one bag per task, so the damaged bag and the others go to different workers.
+        on_dask = asyncio.run(audit_flow.with_options(task_runner=task_runner("dask", dask_address))(
+            bags_dir=str(bags), older_than=None, batch_size=1, return_state=True))
     assert default.is_failed() and on_dask.is_failed()  # damage fails the run, on either runner
     ours, theirs = default.result(raise_on_failure=False), on_dask.result(raise_on_failure=False)
     assert _damage(ours) == _damage(theirs)

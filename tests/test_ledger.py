@@ -142,6 +142,27 @@ def test_claims_never_give_one_bag_to_two_runs_and_a_dead_claim_lapses(ledger_ur
         assert not ledger.renew_claim(first.name, runs[0], 60)  # the dead run lost its claim
 
 
+def test_a_batch_claim_takes_the_due_bags_in_order_and_never_one_another_run_holds(ledger_url: str,
+                                                                                  make_bag: MakeBag) -> None:
+    bags = [make_bag(f"rec{i}") for i in range(3)]
+    with Ledger.open(ledger_url) as ledger:
+        for bag in bags:
+            ledger.register_bag(bag, origin="ingest")
+        runs = [ledger.start_run({}) for _ in range(3)]
+        since = utcnow() + dt.timedelta(seconds=1)
+        assert ledger.due_sizes(not_checked_since=since, count=2) == [ledger.bag("rec0.v1").total_bytes,
+                                                                       ledger.bag("rec1.v1").total_bytes]
+        first = ledger.claim_batch(runs[0], not_checked_since=since, lease_seconds=60, count=2)
+        second = ledger.claim_batch(runs[1], not_checked_since=since, lease_seconds=60, count=5)
+        assert [b.name for b in first] == ["rec0.v1", "rec1.v1"]  # never checked: by name
+        assert [b.name for b in second] == ["rec2.v1"]
+        assert ledger.claim_batch(runs[2], not_checked_since=since, lease_seconds=60, count=5) == []
+        assert ledger.renew_claims(["rec0.v1", "rec1.v1", "rec2.v1"], runs[0], 60) == 2  # only its own
+        ledger.release_claims(["rec0.v1", "rec1.v1"], runs[0])
+        assert [b.name for b in ledger.claim_batch(runs[2], not_checked_since=since, lease_seconds=60,
+                                                   count=5)] == ["rec0.v1", "rec1.v1"]
+
+
 def test_a_ledger_url_password_is_never_shown(tmp_path: Path) -> None:
     url = "postgresql://strongroom:s3cret-pw@127.0.0.1:1/nowhere"
     assert "s3cret-pw" not in display_url(url)

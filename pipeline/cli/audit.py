@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 import re
 import sys
 from pathlib import Path
@@ -35,6 +36,9 @@ def register(sub: "argparse._SubParsersAction[Any]") -> None:
                                    "per file. Exit 0 when all intact, 1 on damage, 2 on usage errors.")
     _ledger_options(a)
     _audit_scope_options(a)
+    a.add_argument("--batch", type=int, default=None, metavar="N",
+                   help="bags claimed, checked and recorded in one ledger transaction (default 32, fewer "
+                        "when they are large); a crash loses at most the batch in hand, re-checked next run")
     a.add_argument("--json", nargs="?", const="-", metavar="FILE",
                    help="write the report as JSON to FILE (or to standard output instead of the text)")
     a.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report")
@@ -90,9 +94,13 @@ def audit_options(args: argparse.Namespace) -> Any:
         raise UsageError("--limit must be at least 1")
     if args.lease <= 0:
         raise UsageError("--lease must be positive")
-    return AuditOptions(older_than=parse_duration(args.older_than) if args.older_than else None,
-                        limit=args.limit, max_bytes=parse_size(args.max_bytes) if args.max_bytes else None,
-                        lease_seconds=args.lease)
+    batch = getattr(args, "batch", None)  # only ``audit`` has --batch; ``serve`` runs the flow's batches
+    if batch is not None and batch < 1:
+        raise UsageError("--batch must be at least 1")
+    options = AuditOptions(older_than=parse_duration(args.older_than) if args.older_than else None,
+                           limit=args.limit, max_bytes=parse_size(args.max_bytes) if args.max_bytes else None,
+                           lease_seconds=args.lease)
+    return replace(options, batch_size=batch) if batch is not None else options
 
 
 def _open(args: argparse.Namespace) -> Any:
