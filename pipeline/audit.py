@@ -69,6 +69,9 @@ __all__ = [
 #: transaction (an fsync of a SQLite ledger, ~5 ms here): batching small bags removes most of the
 #: ledger's share of an audit (see benchmarks/RESULTS.md).
 DEFAULT_BATCH_SIZE = 32
+#: A batch's bag names travel in SQL ``IN`` lists; SQLite builds may allow as few as 32,766
+#: parameters in one statement.
+MAX_BATCH_SIZE = 10_000
 #: A batch stops growing at this many bytes (every copy counted): for bags this large the commit
 #: is a small part of the read, and a small batch keeps claims shared fairly between processes.
 DEFAULT_BATCH_BYTES = 8 << 20
@@ -109,6 +112,8 @@ class AuditOptions:
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.batch_bytes < 1:
             raise UsageError("an audit batch holds at least one bag (batch size and bytes must be positive)")
+        if self.batch_size > MAX_BATCH_SIZE:
+            raise UsageError(f"an audit batch holds at most {MAX_BATCH_SIZE:,} bags")
 
     def as_dict(self) -> dict[str, object]:
         """The options as plain values (stored with the run, shown in reports)."""

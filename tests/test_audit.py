@@ -303,3 +303,9 @@ def test_a_crash_mid_batch_records_and_reports_none_of_it_and_the_next_run_check
         time.sleep(0.6)  # the crashed run's claims lapse
         again = run_audit(ledger, AuditOptions(older_than=parse_duration("1h")))
     assert {b.name for b in again.bags} == {f"rec{i}.v1" for i in range(4)} - checked
+
+
+@pytest.mark.parametrize("size, batch_bytes", [(0, 1), (1, 0), (10_001, 1)])
+def test_an_impossible_batch_is_a_usage_error(size: int, batch_bytes: int) -> None:
+    with pytest.raises(UsageError, match="audit batch holds"):
+        AuditOptions(batch_size=size, batch_bytes=batch_bytes)

@@ -195,3 +195,22 @@ def test_a_task_worker_that_would_open_another_ledger_refuses(registered: Path) 
         audit_batch_task.fn(str(registered), "urn:uuid:run", [bag], 0, 300.0, "postgresql+psycopg://db.example/ledger")
     with Ledger.open(bags_dir=registered) as ledger:
         assert ledger.bag("flow0.v1").last_checked_at is None  # nothing was checked or recorded
+
+
+def test_the_flow_runs_one_task_per_batch_of_bags(prefect_harness: None, registered: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from flows.audit import run_audit_flow
+
+    state = run_audit_flow(str(registered), older_than=None, batch_size=2)
+    assert state.is_completed(), state.message
+    assert state.result()["summary"]["bags_checked"] == 3
+
+    async def task_runs() -> list[Any]:
+        async with get_client() as client:
+            return list(await client.read_task_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))))
+
+    names = sorted(r.name for r in asyncio.run(task_runs()))
+    assert names == ["audit flow0.v1 (+1 more)", "audit flow2.v1 (+0 more)"]  # 3 bags in batches of 2
