@@ -20,8 +20,10 @@ Speed, measured on Strongroom's 2-core reference machine (``benchmarks/RESULTS.m
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Sequence
@@ -44,6 +46,9 @@ PARALLEL_THRESHOLD = 4 * CHUNK
 COPY_WORKERS = 8
 
 Digests = dict[str, str]
+#: A file path as the os functions take it (the bag writer passes plain strings: cheaper per file).
+StrPath = str | os.PathLike[str]
+_P = TypeVar("_P", str, Path)
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 _local = threading.local()
@@ -87,17 +92,20 @@ def digest_file(path: Path, algorithms: Sequence[str], *,
     return size, {alg: h.hexdigest() for alg, h in hashers}
 
 
-def copy_file(source: Path, target: Path, algorithms: Sequence[str], *,
+def copy_file(source: StrPath, target: StrPath, algorithms: Sequence[str], *,
               on_bytes: Callable[[int], None] | None = None) -> tuple[int, Digests]:
     """Copy ``source`` to a new file ``target``, hashing the bytes as they pass; one read.
 
-    ``target`` must not exist (FileExistsError) and a symlinked ``source`` is refused (OSError
-    ELOOP).  The copy is not fsynced here: the bag writer flushes the whole staging tree once
-    before it publishes (one sync instead of one per file).
+    ``target`` must not exist (FileExistsError); a symlinked ``source`` is refused (OSError
+    ELOOP), and so is anything but a regular file (OSError EINVAL: a FIFO put in place of a
+    checked file is never waited on).  The copy is not fsynced here: the bag writer flushes the
+    whole staging tree once before it publishes (one sync instead of one per file).
     """
     hashers = _hashers(algorithms)
-    src = _open_nofollow_fd(source)
+    src = _open_nofollow_fd(source, nonblock=True)
     try:
+        if not stat.S_ISREG(os.fstat(src).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", os.fspath(source))
         dst = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         try:
             size = _pump(_fd_reader(src, on_bytes), hashers, _fd_writer(dst))
@@ -148,9 +156,9 @@ def digest_each(jobs: Iterable[tuple[Path, Sequence[str]]], *, on_bytes: Callabl
     return _ordered_map(one, jobs, workers or _cores(), lambda job: _size_of(job[0]) < PARALLEL_THRESHOLD)
 
 
-def copy_files(pairs: Iterable[tuple[Path, Path]], algorithms: Sequence[str], *,
+def copy_files(pairs: Iterable[tuple[_P, _P]], algorithms: Sequence[str], *,
                on_bytes: Callable[[int], None] | None = None,
-               workers: int | None = None) -> Generator[tuple[Path, Path, int, Digests], None, None]:
+               workers: int | None = None) -> Generator[tuple[_P, _P, int, Digests], None, None]:
     """``copy_file`` over (source, target) pairs, in input order; large files copied concurrently.
 
     ``on_bytes(n)`` is called as blocks are read, one call at a time (see :func:`digest_each`).
@@ -160,7 +168,7 @@ def copy_files(pairs: Iterable[tuple[Path, Path]], algorithms: Sequence[str], *,
     algs = tuple(algorithms)
     report = _serialised(on_bytes)
 
-    def one(pair: tuple[Path, Path]) -> tuple[Path, Path, int, Digests]:
+    def one(pair: tuple[_P, _P]) -> tuple[_P, _P, int, Digests]:
         size, digests = copy_file(pair[0], pair[1], algs, on_bytes=report)
         return pair[0], pair[1], size, digests
 
@@ -329,7 +337,12 @@ def _fd_writer(fd: int) -> Callable[[memoryview], None]:
     return write
 
 
-def _open_nofollow_fd(path: Path) -> int:
-    """Open for reading, refusing a symlink at the last component (O_NOFOLLOW)."""
-    return os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+def _open_nofollow_fd(path: StrPath, *, nonblock: bool = False) -> int:
+    """Open for reading, refusing a symlink at the last component (O_NOFOLLOW).
+
+    ``nonblock``: opening a FIFO returns at once instead of waiting for a writer (the caller
+    then refuses it); on a regular file O_NONBLOCK changes nothing.
+    """
+    flags = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    return os.open(path, flags | (os.O_NONBLOCK if nonblock else 0))
 

@@ -14,19 +14,18 @@ import re
 import stat
 import tempfile
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline.bag.names import unsafe_reason
+from pipeline.bag.payload import PayloadDigest, PayloadFile
 from pipeline.bag.tagfiles import iter_manifest, manifest_algorithms, manifest_name
 from pipeline.bag.writer import (
     STAGING_DIR,
     STRONGROOM_PROFILE_ID,
     BagOptions,
-    PayloadDigest,
-    PayloadFile,
     Progress,
     Verifier,
     default_verifiers,
@@ -262,12 +261,13 @@ def _metadata_files(loaded: LoadedRecord) -> dict[str, bytes]:
     }
 
 
-def _premis(loaded: LoadedRecord, dest: Path, payload: Sequence[PayloadDigest], notes: str,
+def _premis(loaded: LoadedRecord, dest: Path, payload: Collection[PayloadDigest], notes: str,
             events_out: list[PremisEvent]) -> bytes:
     """PREMIS 3 for the bag: its file objects and the events of this ingest (also kept for the ledger)."""
     agent = strongroom_agent()
     bagit_agent = _bagit_python_agent()
     formats = {f"data/{spec.path}": spec.format for spec in loaded.record.payload}
+    payload = list(payload)  # read back once from the staged manifests (a record's few files)
     objects = [PremisObject(identifier=p.path, size=p.size, digests=dict(p.digests),
                             original_name=p.path.removeprefix("data/"), format_name=formats.get(p.path))
                for p in payload]

@@ -120,3 +120,21 @@ def test_check_algorithms_normalises_and_refuses() -> None:
         check_algorithms(["crc32"])
     with pytest.raises(UsageError):
         check_algorithms([])
+
+
+def test_copy_file_refuses_a_fifo_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    """The writer checks its payload before copying; a FIFO swapped in after that must not hang it."""
+    import errno
+    import signal
+
+    from pipeline.fixity import copy_file
+
+    os.mkfifo(tmp_path / "pipe")
+    signal.alarm(10)  # a blocking open would wait forever for a writer: fail instead
+    try:
+        with pytest.raises(OSError) as caught:
+            copy_file(tmp_path / "pipe", tmp_path / "copy", ["sha256"])
+    finally:
+        signal.alarm(0)
+    assert caught.value.errno == errno.EINVAL and "not a regular file" in str(caught.value)
+    assert not (tmp_path / "copy").exists()

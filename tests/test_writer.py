@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import bagit
@@ -20,6 +21,7 @@ from pipeline.bag.tagfiles import iter_manifest, read_bag_info
 from pipeline.bag.writer import (
     STAGING_DIR,
     BagOptions,
+    DirectoryPayload,
     PayloadFile,
     bag_directory,
     remove_stale_staging,
@@ -268,3 +270,97 @@ def test_a_published_bag_has_the_mode_a_plain_mkdir_would_give(tmp_path: Path, s
     finally:
         os.umask(old)
     assert bag.stat().st_mode & 0o777 == 0o755  # not mkdtemp's 0700: others may read the archive
+
+
+def _manifest_bytes_as_before(bag: Path, alg: str) -> bytes:
+    """The manifest the writer always wrote: every payload file, lines sorted by decoded bag path."""
+    files = sorted(p.relative_to(bag).as_posix() for p in (bag / "data").rglob("*") if p.is_file())
+    lines = (f"{hashlib.new(alg, (bag / rel).read_bytes()).hexdigest()}  {encode_path(rel)}\n" for rel in files)
+    return "".join(lines).encode("utf-8")
+
+
+def test_manifests_stream_in_bag_path_order_byte_for_byte(tmp_path: Path) -> None:
+    """Written as files are copied, the manifests are still sorted exactly as a full sort gives
+    ('a/b.txt' < 'a/b/x' < 'a/b0': the directory walk orders names with '/' appended to folders)."""
+    src = tmp_path / "src"
+    for rel in ["a/b.txt", "a/b/x", "a/b0", "a/b/y/z", "a.txt", "A", "50%.txt", "new\nline", "é/ü"]:
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text(rel)
+    bag = bag_directory(src, tmp_path / "bag", verifiers=[]).path
+    for alg in ("sha512", "sha256"):
+        assert (bag / f"manifest-{alg}.txt").read_bytes() == _manifest_bytes_as_before(bag, alg)
+
+
+def test_a_payload_list_in_any_order_gives_sorted_manifests(tmp_path: Path, source: Path) -> None:
+    payload = [PayloadFile(source / "sub dir" / "b.bin", PurePosixPath("z/b.bin")),
+               PayloadFile(source / "a.txt", PurePosixPath("a.txt")),
+               PayloadFile(source / "sub dir" / "deeper" / "empty", PurePosixPath("m/empty"))]
+    bag = write_bag(tmp_path / "b", payload, BagOptions(verifiers=SECOND_OPINION_ONLY)).path
+    assert [p for p, _ in iter_manifest(bag / "manifest-sha256.txt")] == ["data/a.txt", "data/m/empty", "data/z/b.bin"]
+    assert (bag / "manifest-sha512.txt").read_bytes() == _manifest_bytes_as_before(bag, "sha512")
+
+
+def test_the_written_payload_is_read_back_from_the_manifests(tmp_path: Path, source: Path) -> None:
+    written = bag_directory(source, tmp_path / "bag", verifiers=[])
+    assert len(written.payload) == 3 and written.octets == 6 + 256 * 5000
+    entries = {p.path: p for p in written.payload}
+    assert entries["data/a.txt"].size == 6
+    assert entries["data/a.txt"].digests == {alg: hashlib.new(alg, b"alpha\n").hexdigest()
+                                             for alg in ("sha512", "sha256")}
+    assert entries["data/sub dir/b.bin"].size == 256 * 5000
+    assert entries["data/a.txt"] in written.payload
+
+
+def test_a_source_that_changes_between_check_and_copy_publishes_nothing(tmp_path: Path, source: Path) -> None:
+    """The check pass and the copy pass must see the same files: one added in between is refused."""
+
+    class Growing(DirectoryPayload):
+        passes = 0
+
+        def pairs(self) -> Iterator[tuple[str, str]]:
+            Growing.passes += 1
+            if Growing.passes == 2:
+                (self.root / "late.txt").write_bytes(b"arrived after the check\n")
+            return super().pairs()
+
+    bags = tmp_path / "bags"
+    bags.mkdir()
+    with pytest.raises(PayloadError, match="changed while it was being bagged"):
+        write_bag(bags / "b", Growing(source), BagOptions(verifiers=[]))
+    assert Growing.passes == 2 and _nothing_published(bags)
+
+
+def test_a_fifo_put_in_place_of_a_checked_file_is_refused_not_waited_on(tmp_path: Path, source: Path) -> None:
+    class Swapped(DirectoryPayload):
+        passes = 0
+
+        def pairs(self) -> Iterator[tuple[str, str]]:
+            Swapped.passes += 1
+            if Swapped.passes == 2:
+                (self.root / "a.txt").unlink()
+                os.mkfifo(self.root / "a.txt")
+            return super().pairs()
+
+    bags = tmp_path / "bags"
+    bags.mkdir()
+    with pytest.raises(PayloadError, match="a.txt.*cannot be copied"):
+        write_bag(bags / "b", Swapped(source), BagOptions(verifiers=[]))
+    assert _nothing_published(bags)
+
+
+def test_an_unreadable_source_directory_is_refused_not_skipped(tmp_path: Path, source: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """os.walk skipped directories it could not list; a bag must not silently lose a subtree."""
+    from pipeline.bag import payload
+
+    real_scandir = os.scandir
+
+    def scandir(path: str) -> object:  # as a directory without read permission answers (root reads all)
+        if path.endswith("deeper"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(payload.os, "scandir", scandir)
+    with pytest.raises(PayloadError, match="sub dir/deeper' cannot be listed: Permission denied"):
+        bag_directory(source, tmp_path / "b", verifiers=[])
+    assert not (tmp_path / "b").exists()
