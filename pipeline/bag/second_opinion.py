@@ -29,7 +29,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.bag import bagit_run
 from pipeline.bag.names import encode_path
 from pipeline.findings import Finding
 
@@ -53,6 +52,8 @@ def bagit_python_findings(bag: Path, *, in_child: bool | None = None) -> list[Fi
 
 
 def _in_process(bag: Path) -> dict[str, Any]:
+    from pipeline.bag import bagit_run  # imports bagit (~0.1 s): only when it runs here
+
     return bagit_run.validate(os.fspath(bag))
 
 
@@ -69,7 +70,7 @@ def _in_child(bag: Path) -> dict[str, Any]:
 def _child_command(bag: Path) -> list[str]:
     # -I: no user site, no PYTHON* variables, no current directory on the path: bagit from this
     # interpreter's own site-packages, as in this process.
-    return [sys.executable, "-I", bagit_run.__file__, os.fspath(bag)]
+    return [sys.executable, "-I", os.fspath(Path(__file__).with_name("bagit_run.py")), os.fspath(bag)]
 
 
 def _findings(answer: dict[str, Any]) -> list[Finding]:
