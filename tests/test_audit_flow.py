@@ -186,13 +186,14 @@ def test_the_flow_checks_several_claimed_bags_at_once_each_exactly_once(prefect_
 def test_a_task_worker_that_would_open_another_ledger_refuses(registered: Path) -> None:
     # A Dask worker without STRONGROOM_LEDGER would fall back to SQLite beside the bags: auditing
     # against that reference would be wrong, so the task refuses and says what to set.
-    from flows.audit import audit_batch_task
+    from flows.audit import Batch, audit_batch_task
     from pipeline.errors import LedgerError
 
     with Ledger.open(bags_dir=registered) as ledger:
         bag = ledger.bag("flow0.v1")
     with pytest.raises(LedgerError, match="set STRONGROOM_LEDGER in the workers' environment"):
-        audit_batch_task.fn(str(registered), "urn:uuid:run", [bag], 0, 300.0, "postgresql+psycopg://db.example/ledger")
+        audit_batch_task.fn(str(registered), "urn:uuid:run", Batch([bag]), 300.0,
+                            "postgresql+psycopg://db.example/ledger")
     with Ledger.open(bags_dir=registered) as ledger:
         assert ledger.bag("flow0.v1").last_checked_at is None  # nothing was checked or recorded
 
