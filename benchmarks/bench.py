@@ -131,7 +131,11 @@ def _scale(src: Path, out: Path, rounds: int) -> dict[str, Case]:
              "scale/sr-validate": Case("scale/sr-validate", _cli("validate", str(bag))),
              # bagit-python on the same bag: its own time and memory at this file count, which
              # its second opinion inside `strongroom bag` also costs.
-             "scale/ref-validate-p1": Case("scale/ref-validate-p1", [PY, WORK, "bagit-validate", str(bag), "1"])}
+             "scale/ref-validate-p1": Case("scale/ref-validate-p1", [PY, WORK, "bagit-validate", str(bag), "1"]),
+             # The same bag without bagit-python's second opinion: the peak of Strongroom's own
+             # process (the second opinion runs in a child process at this size).
+             "scale/sr-bag-strongroom-verify": Case("scale/sr-bag-strongroom-verify", [
+                 PY, WORK, "strongroom-bag-library", str(src), str(o / "v" / "bag"), "strongroom"])}
     print(f"# scale: bag + validate x {rounds} round(s)", file=sys.stderr)
     for _ in range(rounds):
         shutil.rmtree(o, ignore_errors=True)
@@ -139,6 +143,8 @@ def _scale(src: Path, out: Path, rounds: int) -> dict[str, Case]:
         run_rounds([cases["scale/sr-bag"]], 1, REPO)
         run_rounds([cases["scale/sr-validate"]], 1, REPO)
         run_rounds([cases["scale/ref-validate-p1"]], 1, REPO)
+        (o / "v").mkdir()
+        run_rounds([cases["scale/sr-bag-strongroom-verify"]], 1, REPO)
     shutil.rmtree(o, ignore_errors=True)
     return cases
 
@@ -180,6 +186,11 @@ def _rows(results: dict[str, Case], sizes: datasets.Sizes) -> list[Row]:
         if "scale/ref-validate-p1" in r:
             rows.append(Row(f"(info) {sizes.scale_files:,} files: peak memory of bagit-python validate alone", "",
                             r["scale/ref-validate-p1"].peak_mb(), None, unit="MB"))
+        if "scale/sr-bag-strongroom-verify" in r:
+            rows.append(Row(f"(info) {sizes.scale_files:,} files: peak memory of `strongroom bag` without "
+                            "bagit-python's second opinion", "", r["scale/sr-bag-strongroom-verify"].peak_mb(),
+                            None, unit="MB"))
+        if "scale/ref-validate-p1" in r:
             rows.append(Row(f"(info) {sizes.scale_files:,} files: validate vs bagit-python", "",
                             _ratio(r, "scale/sr-validate", "scale/ref-validate-p1"), None))
     rows.append(Row(f"ingest of {sizes.records:,} small records through the flow", "≤ 2 × the library alone",
