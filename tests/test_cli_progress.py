@@ -75,3 +75,17 @@ def test_validate_shows_a_bar_on_a_terminal(make_bag: Callable[..., Path]) -> No
     assert code == 0, shown
     assert f"validating {bag.name}" in shown and "3/3 files" in shown
     assert "valid" in shown
+
+
+def test_audit_shows_a_bar_of_bytes_and_files_on_a_terminal(make_bag: Callable[..., Path], tmp_path: Path) -> None:
+    bags = [make_bag("epsilon", files={"e.txt": b"e" * 4000}), make_bag("zeta", files={"z.txt": b"z" * 6000})]
+    bags_dir = bags[0].parent
+    registered = run_cli("register", *bags, "--bags", bags_dir)
+    assert registered.returncode == 0, registered.stderr
+    code, shown = _on_terminal("audit", "--bags", bags_dir)
+    assert code == 0, shown
+    assert "auditing" in shown
+    checked = sum(1 for b in bags for p in b.rglob("*") if p.is_file())  # payload and tag files
+    assert f"{checked:,} files" in shown
+    octets = sum(p.stat().st_size for b in bags for p in b.rglob("*") if p.is_file())
+    assert f"{octets / 1000:.1f}/{octets / 1000:.1f} kB" in shown  # the last redraw: all of it re-read

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 import re
 import sys
@@ -133,8 +135,8 @@ def run_audit_command(args: argparse.Namespace) -> int:
     json_file = Path(args.json) if args.json not in (None, "-") else None
     for output in (json_file, args.html):
         check_output(output)  # before the run: an audit can take hours
-    with _open(args) as ledger:
-        report = run_audit(ledger, options)
+    with _open(args) as ledger, _audit_progress(ledger, options) as on_bag:
+        report = run_audit(ledger, options, on_bag=on_bag)
         unregistered = _unregistered(args.bags, ledger) if args.ledger is None else []
     if args.json == "-":
         sys.stdout.write(audit_report.to_json_text(report))
@@ -149,6 +151,44 @@ def run_audit_command(args: argparse.Namespace) -> int:
               f"(strongroom register): {', '.join(unregistered[:5])}{' ...' if len(unregistered) > 5 else ''}",
               file=sys.stderr)
     return int(report.exit_code)
+
+
+@contextmanager
+def _audit_progress(ledger: Any, options: Any) -> Iterator[Callable[[Any], None] | None]:
+    """On a terminal, a bar of bytes and files re-read (one copy's worth per bag), rate, time left.
+
+    The total is a hint read from the ledger before the run (the due bags' sizes within
+    ``--limit``/``--max-bytes``); another process sharing the ledger may take some of them.
+    """
+    from pipeline.progress import progress_bar, wanted
+
+    if not wanted():
+        yield None
+        return
+    with progress_bar("auditing", total_bytes=_due_bytes(ledger, options)) as meter:
+        done = [0, 0]
+
+        def on_bag(result: Any) -> None:
+            copies = max(1, len(result.checks))
+            done[0] += result.bytes_read // copies
+            done[1] += result.files_checked // copies
+            meter(done[0], done[1])
+
+        yield on_bag
+
+
+def _due_bytes(ledger: Any, options: Any) -> int:
+    """Bytes (one copy each) of the bags this run will check, as the ledger says now."""
+    from pipeline.ledger import utcnow
+
+    cutoff = utcnow() if options.older_than is None else utcnow() - options.older_than
+    sizes = ledger.due_sizes(not_checked_since=cutoff, count=options.limit or 10**12)
+    total = 0
+    for size in sizes:
+        if options.max_bytes is not None and total and total + size > options.max_bytes:
+            break
+        total += size
+    return total
 
 
 def check_output(path: Path | None) -> None:
