@@ -364,3 +364,55 @@ def test_an_unreadable_source_directory_is_refused_not_skipped(tmp_path: Path, s
     with pytest.raises(PayloadError, match="sub dir/deeper' cannot be listed: Permission denied"):
         bag_directory(source, tmp_path / "b", verifiers=[])
     assert not (tmp_path / "b").exists()
+
+
+def test_the_flush_overlaps_verification_but_publication_waits_for_both(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    import pipeline.bag.writer as writer_module
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"durable and verified\n")
+    dest = tmp_path / "bags" / "b"
+    dest.parent.mkdir()
+    log: list[str] = []
+    verifying = threading.Event()
+    real_flush = writer_module.flush_tree
+
+    def slow_flush(root: Path) -> None:
+        verifying.wait(10)  # the verifier is already reading: the two overlap
+        time.sleep(0.2)
+        real_flush(root)
+        log.append("flushed")
+
+    def verifier(path: Path) -> list[Finding]:
+        verifying.set()
+        log.append("verified")
+        assert not dest.exists()
+        return []
+
+    monkeypatch.setattr(writer_module, "flush_tree", slow_flush)
+    bag_directory(src, dest, verifiers=[verifier])
+    assert log == ["verified", "flushed"] and dest.is_dir()
+
+
+def test_a_failed_flush_publishes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.bag.writer as writer_module
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"x")
+    dest = tmp_path / "bags" / "b"
+    dest.parent.mkdir()
+
+    def failing_flush(root: Path) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(writer_module, "flush_tree", failing_flush)
+    with pytest.raises(BagWriteError, match="cannot flush the bag to disk: Input/output error"):
+        bag_directory(src, dest, verifiers=[lambda path: []])
+    assert not dest.exists()
+    assert list((dest.parent / ".strongroom-staging").iterdir()) == []

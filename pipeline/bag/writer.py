@@ -136,8 +136,7 @@ def write_bag(dest: Path, payload: Iterable[PayloadFile], options: BagOptions = 
         files, octets = _copy_payload(staging, pairs, checked, algorithms, options)
         staged = PayloadView(staging, algorithms, files, octets)
         tag_names = _write_tag_files(staging, staged, algorithms, options)
-        flush_tree(staging)
-        notes = _verify(staging, options.verifiers, side_by_side=_side_by_side(files, octets))
+        notes = _flush_and_verify(staging, options.verifiers, side_by_side=_side_by_side(files, octets))
         if options.after_verify:
             tag_names = _add_final_tag_files(staging, tag_names, algorithms, options.after_verify(staged, notes))
         _publish(staging, dest)
@@ -452,6 +451,26 @@ def _side_by_side(files: int, octets: int) -> bool:
     if not files or files > _SIDE_BY_SIDE_FILES:
         return False
     return octets / files >= _SIDE_BY_SIDE_MEAN_SIZE
+
+
+def _flush_and_verify(staging: Path, verifiers: Sequence[Verifier], *, side_by_side: bool) -> str:
+    """Flush the staging tree to disk while the verifiers read it; return when both are done.
+
+    The verifiers read the page cache, which the flush does not change, so the disk's write-back
+    (0.4-0.6 s for 1 GiB here) overlaps their hashing instead of preceding it.  Publication still
+    waits for both: a bag appears only once durable *and* verified.  A verifier's rejection is
+    raised after the flush has finished, so the staging tree is never removed under it.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="strongroom-flush") as flusher:
+        flushed = flusher.submit(flush_tree, staging)
+        try:
+            notes = _verify(staging, verifiers, side_by_side=side_by_side)
+        finally:
+            try:
+                flushed.result()
+            except OSError as exc:  # the disk refused the bag: nothing is published
+                raise BagWriteError(f"{staging}: cannot flush the bag to disk: {exc.strerror or exc}") from exc
+    return notes
 
 
 def _verify(staging: Path, verifiers: Sequence[Verifier], *, side_by_side: bool = True) -> str:
