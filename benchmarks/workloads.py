@@ -78,8 +78,12 @@ def hashlib_limit(directory: str, algorithms: str, workers: str) -> None:
     algs = tuple(algorithms.split(","))
     files = [p for p in Path(directory).rglob("*") if p.is_file()]
     files.sort(key=lambda p: p.stat().st_size, reverse=True)
+    jobs = [(str(p), algs) for p in files]
+    # Chunks small enough that every worker gets a share: with 4 large files, a chunk of 16 gave
+    # them all to one worker and the "limit" ran on one core.
+    chunk = max(1, min(16, len(jobs) // (int(workers) * 8)))
     with multiprocessing.get_context("fork").Pool(int(workers)) as pool:
-        sum(pool.imap_unordered(_hash_one, [(str(p), algs) for p in files], chunksize=16))
+        sum(pool.imap_unordered(_hash_one, jobs, chunksize=chunk))
 
 
 def strongroom_bag_library(source: str, dest: str, verifiers: str) -> None:
