@@ -259,3 +259,11 @@ def test_a_ledger_password_never_reaches_prefect(tmp_path: Path, records_copy: P
     runs = httpx.post(f"{prefect_api_url}/flow_runs/filter", json={"limit": 200}, timeout=30).json()
     assert runs and "Ledger-Secret-91" not in json.dumps(runs)
     assert "Ledger-Secret-91" not in out.stdout + out.stderr
+
+
+def test_records_per_task_below_one_is_a_usage_error_before_prefect_starts(tmp_path: Path,
+                                                                           records_copy: Path) -> None:
+    out = run_cli("ingest", "--records", records_copy, "--bags", tmp_path / "bags", "--records-per-task", "0")
+    assert out.returncode == 2
+    assert out.stderr.strip() == "strongroom: error: --records-per-task must be at least 1"
+    assert not (tmp_path / "bags").exists()

@@ -31,6 +31,9 @@ def register(sub: "argparse._SubParsersAction[Any]") -> None:
                    help="deposit each new bag there too (repeatable: file://, s3://, ocfl://)")
     p.add_argument("--json", action="store_true", help="print a machine-readable result")
     p.add_argument("--verbose", action="store_true", help="show Prefect's own log lines")
+    p.add_argument("--records-per-task", type=int, metavar="N",
+                   help="records ingested by one Prefect task (default: 1 for runs of up to 64 records, "
+                        "then up to 16 so that Prefect's cost per task does not dominate)")
     _runner_options(p)
     p.set_defaults(handler=run_ingest)
 
@@ -87,6 +90,8 @@ def run_ingest(args: argparse.Namespace) -> int:
     if args.bags.exists() and not args.bags.is_dir():
         raise UsageError(f"{args.bags}: is not a directory (the bags directory)")
     _check_deposit_targets(args.deposit_to)
+    if args.records_per_task is not None and args.records_per_task < 1:
+        raise UsageError("--records-per-task must be at least 1")
     from pipeline.ingest import prepare_bags_dir
 
     prepare_bags_dir(args.bags)  # an unwritable bags directory is one clear line, before Prefect starts
@@ -108,7 +113,8 @@ def run_ingest(args: argparse.Namespace) -> int:
         report = flow(
             records=[str(r) for r in args.records], records_dir=str(args.records_dir),
             bags_dir=str(args.bags), algorithms=list(algorithms),
-            use_ledger=not args.no_ledger, deposit_to=list(args.deposit_to))
+            use_ledger=not args.no_ledger, deposit_to=list(args.deposit_to),
+            records_per_task=args.records_per_task)
     _print_ingest(report, as_json=args.json)
     return int(report["exit_code"])
 
