@@ -15,6 +15,7 @@ its task proceed, and the report and artifact keep one row per record.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ apply_defaults()
 from prefect import flow, task  # noqa: E402 - settings must be in the environment first
 from prefect.artifacts import create_table_artifact  # noqa: E402
 from prefect.futures import as_completed  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from pipeline.ingest import (  # noqa: E402
     IngestOptions,
@@ -103,7 +105,16 @@ def _label(paths: Sequence[Path]) -> str:
     return first if len(paths) == 1 else f"{first} (+{len(paths) - 1} more)"
 
 
-@flow(name="strongroom-ingest", log_prints=False)
+#: Tasks run at once on the default thread pool.  Prefect's pool is otherwise unbounded (a thread
+#: per submitted task): 14 tasks of 15 records each at once took 10.2 s and 11.1 CPU-s for 200
+#: records against 7.3 s and 6.6 CPU-s on 3 threads - each record's writer runs pools of its own,
+#: and the extra threads only fought over the GIL.  One more than the cores keeps a core busy
+#: while another task waits for its bag's flush to disk.
+INGEST_THREADS = (os.cpu_count() or 1) + 1
+_THREADS: Any = ThreadPoolTaskRunner(max_workers=INGEST_THREADS)  # Any: Prefect's generic type is too narrow here
+
+
+@flow(name="strongroom-ingest", log_prints=False, task_runner=_THREADS)
 def ingest_flow(records: Sequence[str] = (), records_dir: str | None = "records", bags_dir: str = "bags",
                 algorithms: Sequence[str] = ("sha512", "sha256"), use_ledger: bool = True,
                 deposit_to: Sequence[str] = (), records_per_task: int | None = None) -> dict[str, Any]:
