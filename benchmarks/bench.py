@@ -1,6 +1,6 @@
 """Strongroom against the reference tools, side by side, on data this script builds itself.
 
-    make bench                              # the full run (about 15-25 minutes on 2 cores)
+    make bench                              # the full run (about 11 minutes on 2 cores)
     make bench BENCH_ARGS=--quick           # small data, 1 round: checks every measure works
     python benchmarks/bench.py --rounds 5 --skip scale,flows
 
