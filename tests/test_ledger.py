@@ -124,14 +124,17 @@ def test_locations_and_events_round_trip_in_order(ledger_url: str, make_bag: Mak
             ledger.add_event("nope.v1", rep)
 
 
+def _registered_with_runs(ledger: Ledger, make_bag: MakeBag, *, bags: int, runs: int) -> tuple[list[str], dt.datetime]:
+    """Register bags rec0.v1, rec1.v1, ...; start audit runs; return them and a cut-off that makes every bag due."""
+    for i in range(bags):
+        ledger.register_bag(make_bag(f"rec{i}"), origin="ingest")
+    return [ledger.start_run({}) for _ in range(runs)], utcnow() + dt.timedelta(seconds=1)
+
+
 def test_claims_never_give_one_bag_to_two_runs_and_a_dead_claim_lapses(ledger_url: str,
                                                                        make_bag: MakeBag) -> None:
-    bags = [make_bag(f"rec{i}") for i in range(2)]
     with Ledger.open(ledger_url) as ledger:
-        for bag in bags:
-            ledger.register_bag(bag, origin="ingest")
-        runs = [ledger.start_run({}) for _ in range(3)]
-        since = utcnow() + dt.timedelta(seconds=1)
+        runs, since = _registered_with_runs(ledger, make_bag, bags=2, runs=3)
         first = ledger.claim_next(runs[0], not_checked_since=since, lease_seconds=0.5)
         second = ledger.claim_next(runs[1], not_checked_since=since, lease_seconds=60)
         assert first is not None and second is not None and first.name != second.name
@@ -144,12 +147,8 @@ def test_claims_never_give_one_bag_to_two_runs_and_a_dead_claim_lapses(ledger_ur
 
 def test_a_batch_claim_takes_the_due_bags_in_order_and_never_one_another_run_holds(ledger_url: str,
                                                                                   make_bag: MakeBag) -> None:
-    bags = [make_bag(f"rec{i}") for i in range(3)]
     with Ledger.open(ledger_url) as ledger:
-        for bag in bags:
-            ledger.register_bag(bag, origin="ingest")
-        runs = [ledger.start_run({}) for _ in range(3)]
-        since = utcnow() + dt.timedelta(seconds=1)
+        runs, since = _registered_with_runs(ledger, make_bag, bags=3, runs=3)
         assert ledger.due_sizes(not_checked_since=since, count=2) == [ledger.bag("rec0.v1").total_bytes,
                                                                        ledger.bag("rec1.v1").total_bytes]
         first = ledger.claim_batch(runs[0], not_checked_since=since, lease_seconds=60, count=2)

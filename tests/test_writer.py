@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 import bagit
@@ -311,40 +311,39 @@ def test_the_written_payload_is_read_back_from_the_manifests(tmp_path: Path, sou
     assert entries["data/a.txt"] in written.payload
 
 
+class _ChangedOnSecondPass(DirectoryPayload):
+    """A source directory that ``change`` alters after the writer's check pass, before its copy pass."""
+
+    def __init__(self, root: Path, change: Callable[[Path], None]) -> None:
+        super().__init__(root)
+        self.change, self.passes = change, 0
+
+    def pairs(self) -> Iterator[tuple[str, str]]:
+        self.passes += 1
+        if self.passes == 2:
+            self.change(self.root)
+        return super().pairs()
+
+
 def test_a_source_that_changes_between_check_and_copy_publishes_nothing(tmp_path: Path, source: Path) -> None:
     """The check pass and the copy pass must see the same files: one added in between is refused."""
-
-    class Growing(DirectoryPayload):
-        passes = 0
-
-        def pairs(self) -> Iterator[tuple[str, str]]:
-            Growing.passes += 1
-            if Growing.passes == 2:
-                (self.root / "late.txt").write_bytes(b"arrived after the check\n")
-            return super().pairs()
-
+    growing = _ChangedOnSecondPass(source, lambda root: (root / "late.txt").write_bytes(b"arrived after the check\n"))
     bags = tmp_path / "bags"
     bags.mkdir()
     with pytest.raises(PayloadError, match="changed while it was being bagged"):
-        write_bag(bags / "b", Growing(source), BagOptions(verifiers=[]))
-    assert Growing.passes == 2 and _nothing_published(bags)
+        write_bag(bags / "b", growing, BagOptions(verifiers=[]))
+    assert growing.passes == 2 and _nothing_published(bags)
 
 
 def test_a_fifo_put_in_place_of_a_checked_file_is_refused_not_waited_on(tmp_path: Path, source: Path) -> None:
-    class Swapped(DirectoryPayload):
-        passes = 0
-
-        def pairs(self) -> Iterator[tuple[str, str]]:
-            Swapped.passes += 1
-            if Swapped.passes == 2:
-                (self.root / "a.txt").unlink()
-                os.mkfifo(self.root / "a.txt")
-            return super().pairs()
+    def swap(root: Path) -> None:
+        (root / "a.txt").unlink()
+        os.mkfifo(root / "a.txt")
 
     bags = tmp_path / "bags"
     bags.mkdir()
     with pytest.raises(PayloadError, match="a.txt.*cannot be copied"):
-        write_bag(bags / "b", Swapped(source), BagOptions(verifiers=[]))
+        write_bag(bags / "b", _ChangedOnSecondPass(source, swap), BagOptions(verifiers=[]))
     assert _nothing_published(bags)
 
 
@@ -366,6 +365,15 @@ def test_an_unreadable_source_directory_is_refused_not_skipped(tmp_path: Path, s
     assert not (tmp_path / "b").exists()
 
 
+def _one_file_source(tmp_path: Path) -> tuple[Path, Path]:
+    """A source directory of one small file, and where its bag goes (its parent exists)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"durable and verified\n")
+    (tmp_path / "bags").mkdir()
+    return src, tmp_path / "bags" / "b"
+
+
 def test_the_flush_overlaps_verification_but_publication_waits_for_both(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
@@ -373,11 +381,7 @@ def test_the_flush_overlaps_verification_but_publication_waits_for_both(
 
     import pipeline.bag.writer as writer_module
 
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "a.txt").write_bytes(b"durable and verified\n")
-    dest = tmp_path / "bags" / "b"
-    dest.parent.mkdir()
+    src, dest = _one_file_source(tmp_path)
     log: list[str] = []
     verifying = threading.Event()
     real_flush = writer_module.flush_tree
@@ -402,11 +406,7 @@ def test_the_flush_overlaps_verification_but_publication_waits_for_both(
 def test_a_failed_flush_publishes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import pipeline.bag.writer as writer_module
 
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "a.txt").write_bytes(b"x")
-    dest = tmp_path / "bags" / "b"
-    dest.parent.mkdir()
+    src, dest = _one_file_source(tmp_path)
 
     def failing_flush(root: Path) -> None:
         raise OSError(5, "Input/output error")
