@@ -138,3 +138,15 @@ def test_copy_file_refuses_a_fifo_without_waiting_for_a_writer(tmp_path: Path) -
         signal.alarm(0)
     assert caught.value.errno == errno.EINVAL and "not a regular file" in str(caught.value)
     assert not (tmp_path / "copy").exists()
+
+
+def test_raw_digests_of_a_small_file_match_hashlib_and_refuse_a_final_symlink(tmp_path: Path) -> None:
+    from pipeline.fixity import raw_digests
+
+    data = os.urandom(5000)
+    (tmp_path / "f").write_bytes(data)
+    assert raw_digests(str(tmp_path / "f"), ["sha512", "md5"]) == (
+        5000, [hashlib.sha512(data).digest(), hashlib.md5(data).digest()])
+    (tmp_path / "link").symlink_to(tmp_path / "f")
+    with pytest.raises(OSError):
+        raw_digests(str(tmp_path / "link"), ["sha256"])

@@ -19,6 +19,8 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 
 def encode_path(path: str) -> str:
     """Encode a bag-relative POSIX path for a manifest or fetch.txt line."""
+    if "%" not in path and "\n" not in path and "\r" not in path:  # most names: no per-character walk
+        return path
     return "".join(_ENCODE.get(ch, ch) for ch in path)
 
 

@@ -115,6 +115,11 @@ class PayloadCheck:
 _MASK = (1 << 64) - 1
 
 
+def add_name(total: int, rel: str) -> int:
+    """``total`` with the name ``rel`` (below data/) added: the check and copy passes compare sums."""
+    return (total + hash(rel)) & _MASK
+
+
 def check_payload(pairs: Pairs, root: Path) -> PayloadCheck:
     """Refuse unsafe, unreadable or colliding payload before anything is written.
 
@@ -127,7 +132,7 @@ def check_payload(pairs: Pairs, root: Path) -> PayloadCheck:
         _check_file(source, rel)
         keys.append(hash(nfc(rel).casefold()))
         files += 1
-        names = (names + hash(rel)) & _MASK
+        names = add_name(names, rel)
     suspects = _repeated(keys)
     del keys
     if suspects:

@@ -12,8 +12,9 @@ Strongroom instead:
    lines as it is done (payload comes in bag-path order, so the manifests are sorted as written);
 3. writes ``bagit.txt`` (1.0), ``bag-info.txt`` (label order kept; Payload-Oxum counted during
    the copy), the caller's tag files and the tag manifests;
-4. flushes the staging tree to disk once, runs the verifiers (Strongroom's validator and
-   bagit-python as a second opinion), and publishes the bag with one ``rename``.
+4. flushes the staging tree to disk once while the verifiers (Strongroom's validator and
+   bagit-python as a second opinion) read it, and when both are done publishes the bag with one
+   ``rename``.
 
 A reader therefore sees either no bag or a whole, verified, durable bag.  Memory does not grow
 with the number of files: nothing per file is kept (see :mod:`pipeline.bag.payload`).  Measured
@@ -37,7 +38,7 @@ from pathlib import Path, PurePosixPath
 from typing import TextIO
 
 from pipeline import SOFTWARE_NAME, __version__
-from pipeline.bag.names import encode_path, unsafe_reason
+from pipeline.bag.names import unsafe_reason
 from pipeline.bag.payload import (
     DirectoryPayload,
     Pairs,
@@ -45,6 +46,7 @@ from pipeline.bag.payload import (
     PayloadDigest,
     PayloadFile,
     PayloadView,
+    add_name,
     check_payload,
     pairs_of,
 )
@@ -63,10 +65,6 @@ __all__ = [
 STAGING_DIR = ".strongroom-staging"
 #: The profile Strongroom's ingest bags conform to (schemas/profiles/strongroom-1.0.json).
 STRONGROOM_PROFILE_ID = "urn:strongroom:bagit-profile:1.0"
-
-#: Labels the writer itself supplies when the caller did not.
-_WRITER_LABELS = ("Bagging-Date", "Payload-Oxum", "Bag-Software-Agent")
-
 
 @dataclass(frozen=True)
 class WrittenBag:
@@ -309,13 +307,11 @@ class _ManifestWriter:
             raise PayloadError(self._staging, bag_path, "came out of order: the source changed while "
                                "it was being bagged")
         self._last = bag_path
-        # Most names need no percent-encoding; encode_path walks every character.
-        name = encode_path(bag_path) if ("%" in bag_path or "\n" in bag_path or "\r" in bag_path) else bag_path
         for alg, fh in zip(self._algorithms, self._files):
-            fh.write(f"{digests[alg]}  {name}\n")
+            fh.write(format_manifest_line(digests[alg], bag_path))
         self.files += 1
         self.octets += size
-        self.names = (self.names + hash(bag_path[5:])) & ((1 << 64) - 1)  # as check_payload sums
+        self.names = add_name(self.names, bag_path[len("data/"):])
 
     def __exit__(self, *exc: object) -> None:
         for fh in self._files:
@@ -340,17 +336,24 @@ def _write_tag_files(staging: Path, payload: PayloadView, algorithms: tuple[str,
     written = ["bagit.txt", "bag-info.txt", *(manifest_name(alg) for alg in algorithms)]
     _write_text(staging / "bagit.txt", BAGIT_TXT)
     _write_text(staging / "bag-info.txt", format_bag_info(_bag_info(payload, options)))
-    extra = dict(options.tag_files(payload)) if options.tag_files else {}
+    _write_callers_tag_files(staging, options.tag_files(payload) if options.tag_files else {}, written)
+    _write_tag_manifests(staging, written, algorithms)
+    return written + [manifest_name(a, tag=True) for a in algorithms]
+
+
+def _write_callers_tag_files(staging: Path, extra: Mapping[str, bytes], written: list[str]) -> None:
+    """Write the caller's tag files into staging and append their names to ``written``.
+
+    A name BagIt reserves, one that is unsafe, or one already in ``written`` is refused.
+    """
     for rel, content in extra.items():
-        reason = unsafe_reason(rel) or _reserved(rel)
+        reason = unsafe_reason(rel) or _reserved(rel) or ("already written" if rel in written else None)
         if reason:
             raise BagWriteError(f"tag file '{rel}' cannot be written: {reason}")
         target = staging.joinpath(*PurePosixPath(rel).parts)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
         written.append(rel)
-    _write_tag_manifests(staging, written, algorithms)
-    return written + [manifest_name(a, tag=True) for a in algorithms]
 
 
 def _reserved(rel: str) -> str | None:
@@ -367,14 +370,7 @@ def _add_final_tag_files(staging: Path, tag_names: list[str], algorithms: tuple[
                          extra: Mapping[str, bytes]) -> list[str]:
     """Add tag files after verification, rewrite the tag manifests and check them by re-reading."""
     names = [n for n in tag_names if not n.startswith("tagmanifest-")]
-    for rel, content in extra.items():
-        reason = unsafe_reason(rel) or _reserved(rel)
-        if reason or rel in names:
-            raise BagWriteError(f"tag file '{rel}' cannot be written: {reason or 'already written'}")
-        target = staging.joinpath(*PurePosixPath(rel).parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
-        names.append(rel)
+    _write_callers_tag_files(staging, extra, names)
     for alg in algorithms:
         (staging / manifest_name(alg, tag=True)).unlink()
     _write_tag_manifests(staging, names, algorithms)
