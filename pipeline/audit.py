@@ -58,8 +58,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BAG_MISSING", "CHANGED", "CLASSES", "EXTRA", "MISSING", "REWRITTEN", "TAG_CHANGED", "TRUNCATED",
-    "UNREADABLE", "AuditOptions", "AuditReport", "BagAudit", "LocationCheck", "audit_bag", "audit_batch",
-    "check_events", "check_local", "check_location", "claim_batches", "classify", "due_bags", "parse_duration", "reference_from_bag",
+    "UNREADABLE", "AuditOptions", "AuditReport", "BagAudit", "LocationCheck", "audit_batch",
+    "check_events", "check_local", "check_location", "claim_batches", "classify", "due_bytes", "parse_duration", "reference_from_bag",
     "run_audit",
 ]
 
@@ -187,12 +187,6 @@ def run_audit(ledger: Ledger, options: AuditOptions = AuditOptions(),
     return report
 
 
-def due_bags(ledger: Ledger, run_id: str, options: AuditOptions) -> Iterator[BagReference]:
-    """The run's bags one by one, claimed in batches (see :func:`claim_batches`)."""
-    for batch in claim_batches(ledger, run_id, options):
-        yield from batch
-
-
 def claim_batches(ledger: Ledger, run_id: str, options: AuditOptions) -> Iterator[list[BagReference]]:
     """Claim the run's bags a batch at a time, oldest check first, within its ``limit`` and ``max_bytes``.
 
@@ -201,8 +195,7 @@ def claim_batches(ledger: Ledger, run_id: str, options: AuditOptions) -> Iterato
     never check a bag twice in one round.  The byte budget counts every copy of a bag.  A batch
     is claimed only when the caller asks for it, so no claim waits in a queue while its lease runs.
     """
-    started = ledger.run_started_at(run_id)
-    cutoff = started if options.older_than is None else min(started, utcnow() - options.older_than)
+    cutoff = _cutoff(ledger.run_started_at(run_id), options)
     count = spent = 0
     while options.limit is None or count < options.limit:
         want = options.batch_size if options.limit is None else min(options.batch_size, options.limit - count)
@@ -230,6 +223,26 @@ def claim_batches(ledger: Ledger, run_id: str, options: AuditOptions) -> Iterato
             return
 
 
+def due_bytes(ledger: Ledger, options: AuditOptions) -> int:
+    """Bytes (one copy each) of the bags a run starting now would check, as the ledger says now.
+
+    A hint (for a progress bar's total): it claims nothing, and another process sharing the
+    ledger may take some of these bags first.
+    """
+    sizes = ledger.due_sizes(not_checked_since=_cutoff(utcnow(), options), count=options.limit or 10**12)
+    total = 0
+    for size in sizes:
+        if options.max_bytes is not None and total and total + size > options.max_bytes:
+            break  # the run's budget, as claim_batches applies it (at least one bag)
+        total += size
+    return total
+
+
+def _cutoff(started: dt.datetime, options: AuditOptions) -> dt.datetime:
+    """Bags not checked since this are due: the run's start, or ``older_than`` before now."""
+    return started if options.older_than is None else min(started, utcnow() - options.older_than)
+
+
 def _fitting(sizes: list[int], options: AuditOptions, count: int, spent: int) -> int:
     """How many of the next due bags (of ``sizes``, one copy each) fit one batch and the run's budget."""
     n = batch = 0
@@ -239,11 +252,6 @@ def _fitting(sizes: list[int], options: AuditOptions, count: int, spent: int) ->
             break
         n, batch = n + 1, batch + size
     return max(1, n)
-
-
-def audit_bag(ledger: Ledger, run_id: str, bag: BagReference, *, lease_seconds: float = 300.0) -> BagAudit:
-    """Check every recorded copy of one claimed bag and record the PREMIS events of the check."""
-    return audit_batch(ledger, run_id, [bag], lease_seconds=lease_seconds)[0]
 
 
 def audit_batch(ledger: Ledger, run_id: str, bags: Sequence[BagReference], *,

@@ -439,10 +439,6 @@ class Ledger:
                                .values(lease_until=utcnow() + dt.timedelta(seconds=lease_seconds)))
             return int(getattr(result, "rowcount", 0) or 0)
 
-    def release_claim(self, bag_name: str, run_id: str) -> None:
-        """Give a claimed bag back unchecked (e.g. it does not fit the run's byte budget)."""
-        self.release_claims([bag_name], run_id)
-
     def release_claims(self, bag_names: Sequence[str], run_id: str) -> None:
         """Give claimed bags back unchecked, in one statement."""
         if not bag_names:
@@ -467,11 +463,6 @@ class Ledger:
                     ref = files[path] = FileReference(path, _kind(kind), size, {}, source)
                 ref.digests[algorithm] = value
         return found
-
-    def record_check(self, run_id: str, bag_name: str, checks: Sequence[CheckRecord], *,
-                     damaged: bool, bytes_read: int) -> None:
-        """Store one bag's check - every event, its outcome and the run's tallies - atomically."""
-        self.record_checks(run_id, [CheckedBag(bag_name, tuple(checks), damaged, bytes_read)])
 
     def record_checks(self, run_id: str, checked: Sequence[CheckedBag]) -> None:
         """Store the checks of several bags - every event, outcomes, the run's tallies - in one transaction.

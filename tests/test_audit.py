@@ -91,6 +91,19 @@ def test_max_bytes_bounds_each_run_and_bounded_runs_cover_the_collection(bags: P
     assert sorted(covered) == sorted(set(sizes) - {first.bags[0].name})
 
 
+def test_due_bytes_is_what_a_run_would_read_within_its_limit_and_budget(bags: Path) -> None:
+    from pipeline.audit import due_bytes
+
+    with Ledger.open(bags_dir=bags) as ledger:
+        sizes = sorted(b.total_bytes for b in ledger.bags())
+        assert due_bytes(ledger, AuditOptions()) == sum(sizes)
+        assert due_bytes(ledger, AuditOptions(limit=1)) in sizes
+        assert due_bytes(ledger, AuditOptions(max_bytes=1)) in sizes  # at least one bag, as a run does
+        checked = run_audit(ledger, AuditOptions(max_bytes=1))
+        assert due_bytes(ledger, AuditOptions(older_than=parse_duration("1h"))) == sum(sizes) - sum(
+            b.bytes_read for b in checked.bags)
+
+
 def test_json_html_and_artifact_rows_name_every_damaged_file(bags: Path) -> None:
     (bags / "rec3.v1/data/b/c.bin").unlink()
     with Ledger.open(bags_dir=bags) as ledger:

@@ -160,12 +160,13 @@ def _audit_progress(ledger: Any, options: Any) -> Iterator[Callable[[Any], None]
     The total is a hint read from the ledger before the run (the due bags' sizes within
     ``--limit``/``--max-bytes``); another process sharing the ledger may take some of them.
     """
+    from pipeline.audit import due_bytes
     from pipeline.progress import progress_bar, wanted
 
     if not wanted():
         yield None
         return
-    with progress_bar("auditing", total_bytes=_due_bytes(ledger, options)) as meter:
+    with progress_bar("auditing", total_bytes=due_bytes(ledger, options)) as meter:
         done = [0, 0]
 
         def on_bag(result: Any) -> None:
@@ -175,20 +176,6 @@ def _audit_progress(ledger: Any, options: Any) -> Iterator[Callable[[Any], None]
             meter(done[0], done[1])
 
         yield on_bag
-
-
-def _due_bytes(ledger: Any, options: Any) -> int:
-    """Bytes (one copy each) of the bags this run will check, as the ledger says now."""
-    from pipeline.ledger import utcnow
-
-    cutoff = utcnow() if options.older_than is None else utcnow() - options.older_than
-    sizes = ledger.due_sizes(not_checked_since=cutoff, count=options.limit or 10**12)
-    total = 0
-    for size in sizes:
-        if options.max_bytes is not None and total and total + size > options.max_bytes:
-            break
-        total += size
-    return total
 
 
 def check_output(path: Path | None) -> None:
