@@ -58,7 +58,7 @@ ONE_TASK_PER_RECORD_UP_TO = 64
 MAX_RECORDS_PER_TASK = 16
 
 
-def records_per_task(count: int, requested: int | None = None) -> int:
+def group_size(count: int, requested: int | None = None) -> int:
     """How many records each task of a run of ``count`` records ingests (``requested`` wins)."""
     if requested is not None:
         if requested < 1:
@@ -97,9 +97,6 @@ def ingest_records_task(record_paths: list[Path], bags_dir: Path, algorithms: tu
             ledger.close()
 
 
-_records_per_task = records_per_task
-
-
 def _label(paths: Sequence[Path]) -> str:
     first = paths[0].name if paths[0].name not in ("record.yaml", "record.yml") else paths[0].parent.name
     return first if len(paths) == 1 else f"{first} (+{len(paths) - 1} more)"
@@ -130,7 +127,7 @@ def ingest_flow(records: Sequence[str] = (), records_dir: str | None = "records"
     clashes = duplicate_identifiers(paths)
     results: dict[Path, IngestResult] = {p: IngestResult(p, "failed", error=e) for p, e in clashes.items()}
     todo = [p for p in paths if p not in clashes]
-    size = _records_per_task(len(todo), records_per_task)
+    size = group_size(len(todo), records_per_task)
     groups = [todo[i:i + size] for i in range(0, len(todo), size)]
     futures = [ingest_records_task.submit(group, bags, tuple(algorithms), use_ledger, tuple(deposit_to),
                                           label=_label(group))

@@ -118,11 +118,11 @@ def test_a_small_run_keeps_one_task_per_record(ingest_flow, tmp_path: Path,  # t
 
 
 def test_records_per_task_by_run_size() -> None:
-    from flows.ingest import MAX_RECORDS_PER_TASK, ONE_TASK_PER_RECORD_UP_TO, records_per_task
+    from flows.ingest import MAX_RECORDS_PER_TASK, ONE_TASK_PER_RECORD_UP_TO, group_size
     from pipeline.errors import UsageError
 
-    assert records_per_task(1) == 1 and records_per_task(ONE_TASK_PER_RECORD_UP_TO) == 1
-    assert records_per_task(1000) == 15 and records_per_task(10**6) == MAX_RECORDS_PER_TASK
-    assert records_per_task(1000, requested=1) == 1
+    assert group_size(1) == 1 and group_size(ONE_TASK_PER_RECORD_UP_TO) == 1
+    assert group_size(1000) == 15 and group_size(10**6) == MAX_RECORDS_PER_TASK
+    assert group_size(1000, requested=1) == 1
     with pytest.raises(UsageError):
-        records_per_task(10, requested=0)
+        group_size(10, requested=0)
