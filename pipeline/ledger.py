@@ -24,7 +24,9 @@ import functools
 import json
 import os
 import socket
+import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -56,6 +58,8 @@ UTC = dt.timezone.utc
 _EVENTS = sa.Table("events", EventRow.metadata)
 #: Serialises Alembic in this process (its context is module-global; see :func:`upgrade_to_head`).
 _MIGRATION_LOCK = threading.RLock()
+#: Threads of this process switch a fresh SQLite ledger to WAL one at a time (see :func:`_use_wal`).
+_WAL_SWITCH_LOCK = threading.Lock()
 
 
 def utcnow() -> dt.datetime:
@@ -210,13 +214,36 @@ def _current_revision(engine: Engine) -> str | None:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets audits read while another process writes; the busy timeout makes writers queue
     # instead of failing at once; foreign keys are off by default in SQLite.
-    # The timeout comes first: switching a new database to WAL itself needs a lock another
-    # thread or process may hold.
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _use_wal(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    """Put the database in WAL mode (kept in the file: done once, by the first connection).
+
+    SQLite answers "database is locked" at once, without calling the busy handler, when a
+    connection asks for WAL while another holds a lock on a database still in rollback mode: the
+    case of several tasks opening a fresh ledger together.  So the mode is read first (WAL is
+    usually set already), threads of this process take turns to switch it, and a switch refused
+    by another process is retried until the busy timeout.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    pause = 0.005
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            with _WAL_SWITCH_LOCK:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
 
 
 class Ledger:

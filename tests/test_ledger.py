@@ -232,3 +232,31 @@ def test_many_threads_open_a_fresh_ledger_and_register_bags_at_once(ledger_url: 
     with Ledger.open(ledger_url) as ledger:
         assert [b.name for b in ledger.bags()] == sorted(b.name for b in bags)
         assert all(len(ledger.events(b.name)) == 2 for b in bags)
+
+
+def test_several_processes_open_a_fresh_ledger_at_once(ledger_url: str, make_bag: MakeBag,
+                                                       tmp_path: Path) -> None:
+    """Audit machines or flow workers share one ledger: the first opens race to create its tables.
+
+    On SQLite the first writer takes the file's write lock before Alembic reads the revision, and
+    switching the new file to WAL is retried; each process here must open and register its bag.
+    """
+    import subprocess
+    import sys
+
+    bags = [make_bag(f"proc{i}", files={"text.txt": f"process {i}\n".encode()}) for i in range(6)]
+    go = tmp_path / "go"
+    # Everything slow (imports, reading the migration scripts) happens before the start line.
+    script = ("import sys, time\nfrom pathlib import Path\nimport alembic.command\n"
+              "from pipeline.ledger import Ledger, _head_revision\n_head_revision()\n"
+              "while not Path(sys.argv[1]).exists():\n    time.sleep(0.0005)\n"
+              "with Ledger.open(sys.argv[2]) as ledger:\n"
+              "    ledger.register_bag(Path(sys.argv[3]), origin='ingest')\n")
+    children = [subprocess.Popen([sys.executable, "-c", script, str(go), ledger_url, str(b)],
+                                 stderr=subprocess.PIPE, text=True) for b in bags]
+    time.sleep(0.5)  # let every interpreter start and wait at the line
+    go.touch()
+    failures = [child.communicate(timeout=120)[1] for child in children if child.wait(timeout=120) != 0]
+    assert failures == []
+    with Ledger.open(ledger_url) as ledger:
+        assert [b.name for b in ledger.bags()] == sorted(b.name for b in bags)

@@ -3,7 +3,9 @@
 There is no ``alembic.ini``: :func:`pipeline.ledger.upgrade_to_head` builds the configuration and
 hands over an open connection in ``config.attributes["connection"]``.  On PostgreSQL a
 transaction-level advisory lock serialises migrations, so several audit machines opening a fresh
-ledger at the same moment do not race to create the same tables.
+ledger at the same moment do not race to create the same tables; on SQLite the migration's
+transaction takes the database's write lock before Alembic reads the current revision
+(``BEGIN IMMEDIATE``), which keeps processes sharing one ledger file apart in the same way.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ def run_migrations(connection: Connection) -> None:
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+        elif connection.dialect.name == "sqlite":
+            # The driver opens SQLite transactions lazily and shared; this one must write from its
+            # first statement, waiting (busy timeout) for any other process migrating the file.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         context.run_migrations()
 
 
