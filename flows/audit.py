@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 from flows.settings import apply_defaults, ledger_environment
@@ -162,14 +163,20 @@ def run_audit_flow(bags_dir: str = "bags", *, ledger_url: str | None = None, old
 
     ``ledger_url`` reaches the flow through ``$STRONGROOM_LEDGER`` for the length of the run (then
     the variable is restored), never through Prefect, which would keep it with the flow run.
+    Callable from plain code and from code already inside an event loop (a Jupyter notebook):
+    there the flow runs on a loop of its own in another thread, and this call waits for it.
     """
     with ledger_environment(ledger_url):
         # With return_state=True Prefect's coroutine yields the final state (its stubs say otherwise).
         run = cast("Coroutine[Any, Any, State[Any]]",
                    audit_flow(bags_dir, older_than, limit, max_bytes, lease_seconds, workers, batch_size, batch_bytes,
                               return_state=True))
-        state = asyncio.run(run)
-    return state
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop here: the usual case
+            return asyncio.run(run)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="strongroom-audit") as pool:
+            return pool.submit(asyncio.run, run).result()
 
 
 async def _conclude(report: AuditReport) -> State[Any]:

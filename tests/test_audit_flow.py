@@ -105,6 +105,17 @@ def test_a_rolling_flow_run_skips_what_was_verified_recently(prefect_harness: No
     assert second.result()["summary"]["bags_checked"] == 1
 
 
+def test_run_audit_flow_works_from_inside_a_running_event_loop(prefect_harness: None, registered: Path) -> None:
+    """A curator's notebook already runs an event loop, where asyncio.run refuses to start another."""
+    from flows.audit import run_audit_flow
+
+    async def from_a_notebook_cell() -> Any:
+        return run_audit_flow(str(registered), older_than=None)
+
+    state = asyncio.run(from_a_notebook_cell())
+    assert state.is_completed() and state.result()["summary"]["bags_checked"] == 3
+
+
 @pytest.mark.postgres
 def test_a_ledger_password_is_never_a_flow_run_parameter(prefect_harness: None, make_bag: MakeBag,
                                                        fresh_pg_url: str) -> None:
