@@ -275,7 +275,10 @@ def test_killed_s3_deposit_is_resumed_by_the_next(make_bag: Any, moto_endpoint: 
         return client.list_objects_v2(Bucket=s3_bucket, Prefix="p/big.v1/").get("KeyCount", 0) >= 5
 
     _kill_when(url, bag, some_uploaded)
+    lease = "p/.strongroom/big.v1.lease.json"
+    assert client.head_object(Bucket=s3_bucket, Key=lease)  # the dead deposit's lease is still there
     target = open_target(url)
     assert target.locate("big.v1") is None and target.list() == []
-    assert target.put(bag).outcome == "deposited"
+    assert target.put(bag).outcome == "deposited"  # its holder, on this machine, is dead: taken over at once
     assert target.verify("big.v1", bag_expectations(bag)) == []
+    assert client.list_objects_v2(Bucket=s3_bucket, Prefix=lease).get("KeyCount", 0) == 0

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import os
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ import pytest
 
 from pipeline.deposit import open_location, open_target
 from pipeline.deposit.base import DIGEST, EXTRA, bag_expectations
-from pipeline.errors import DepositError, DepositMismatchError
+from pipeline.errors import DepositError, DepositMismatchError, RetryableDepositError
 
 MIB = 1 << 20
 
@@ -155,3 +157,67 @@ def test_results_never_carry_the_credentials(make_bag: Any, moto_endpoint: str, 
     assert os.environ["AWS_SECRET_ACCESS_KEY"] not in text and os.environ["AWS_ACCESS_KEY_ID"] not in text
     marker = s3(moto_endpoint).get_object(Bucket=s3_bucket, Key=".strongroom/rec.v1.complete.json")["Body"].read()
     assert os.environ["AWS_SECRET_ACCESS_KEY"].encode() not in marker
+
+
+# -- leases: one deposit of a bag name at a time, across processes and machines
+
+def _put_lease(endpoint: str, bucket: str, key: str, *, host: str, until: float) -> None:
+    body = json.dumps({"bag": "rec.v1", "holder": f"{host} pid 4242 (test)", "host": host, "pid": 4242,
+                       "until": until})
+    s3(endpoint).put_object(Bucket=bucket, Key=key, Body=body.encode())
+
+
+def test_a_live_lease_held_elsewhere_turns_a_deposit_away_untouched(make_bag: Any, moto_endpoint: str,
+                                                                    s3_bucket: str) -> None:
+    bag = make_bag("rec")
+    lease = "p/.strongroom/rec.v1.lease.json"
+    _put_lease(moto_endpoint, s3_bucket, lease, host="other-machine", until=time.time() + 600)
+    with pytest.raises(RetryableDepositError, match=r"rec\.v1 is being deposited by other-machine pid 4242"):
+        open_target(f"s3://{s3_bucket}/p?endpoint={moto_endpoint}").put(bag)
+    assert keys(moto_endpoint, s3_bucket) == [lease]  # nothing uploaded, the other's lease kept
+
+
+def test_a_lease_that_ran_out_is_taken_over_and_removed_at_the_end(make_bag: Any, moto_endpoint: str,
+                                                                   s3_bucket: str) -> None:
+    bag = make_bag("rec")
+    _put_lease(moto_endpoint, s3_bucket, "p/.strongroom/rec.v1.lease.json", host="other-machine",
+               until=time.time() - 1)  # a deposit on another machine died and stopped renewing
+    assert open_target(f"s3://{s3_bucket}/p?endpoint={moto_endpoint}").put(bag).outcome == "deposited"
+    assert not [k for k in keys(moto_endpoint, s3_bucket) if k.endswith(".lease.json")]
+
+
+def test_a_lease_is_renewed_while_held_and_a_lost_one_stops_the_marker(moto_endpoint: str, s3_bucket: str) -> None:
+    from pipeline.deposit.s3 import _Lease
+
+    target = open_target(f"s3://{s3_bucket}/p?endpoint={moto_endpoint}&lease=1")
+    key = "p/.strongroom/rec.v1.lease.json"
+    with _Lease(target, "rec.v1") as lease:  # type: ignore[arg-type]
+        time.sleep(2.5)  # more than twice its length: alive only if renewed
+        assert json.loads(s3(moto_endpoint).get_object(Bucket=s3_bucket, Key=key)["Body"].read())["until"] > time.time()
+        with pytest.raises(RetryableDepositError, match="is being deposited by"):
+            _Lease(target, "rec.v1").__enter__()  # type: ignore[arg-type]
+        lease.check()
+        _put_lease(moto_endpoint, s3_bucket, key, host="other-machine", until=time.time() + 600)  # taken over
+        time.sleep(1.0)
+        with pytest.raises(RetryableDepositError, match="lost the lease on rec.v1"):
+            lease.check()
+    # The lease it lost is not its to delete.
+    assert "other-machine" in s3(moto_endpoint).get_object(Bucket=s3_bucket, Key=key)["Body"].read().decode()
+
+
+def test_two_deposits_of_one_bag_at_once_end_with_one_verified_copy(make_bag: Any, moto_endpoint: str,
+                                                                    s3_bucket: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.deposit import deposit_bag
+    from pipeline.deposit.replication import RetryPolicy
+
+    bag = make_bag("rec", files={f"f{i}.txt": os.urandom(50_000) for i in range(20)})
+    url = f"s3://{s3_bucket}/p?endpoint={moto_endpoint}&max_concurrency=2"
+    retry = RetryPolicy(attempts=20, first_delay=0.1, max_delay=0.5)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: deposit_bag(bag, url, retry=retry), range(2)))
+    assert sorted(r.outcome for r in results) == ["deposited", "unchanged"]
+    target = open_target(url)
+    assert target.list() == ["rec.v1"] and target.verify("rec.v1", bag_expectations(bag)) == []
+    assert not [k for k in keys(moto_endpoint, s3_bucket) if k.endswith(".lease.json")]

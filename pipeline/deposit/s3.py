@@ -8,6 +8,15 @@ Layout under ``prefix`` for a bag ``rec.v1``:
 * ``.strongroom/rec.v1.complete.json`` - the completion marker, written last, only after every
   object was read back and matched the bag's manifests.  A bag without its marker is not a bag:
   ``list`` and ``locate`` ignore it and the next deposit of that name resumes it.
+* ``.strongroom/rec.v1.lease.json`` - while a deposit of ``rec.v1`` runs: who holds the name and
+  until when.  Deposits from several processes or machines (Dask workers, two ``strongroom
+  deposit`` runs) would otherwise upload, discard and mark the same keys at once.  The lease is
+  created with a conditional write (``If-None-Match: *``), renewed every third of its length
+  (``If-Match`` on its ETag; a deposit that loses it stops before writing the marker), taken
+  over once it has run out, or at once when its holder was a process of this machine that no
+  longer runs (a killed deposit), and deleted at the end.  A deposit that finds a live lease
+  fails with a retryable error.  Stores that ignore conditional writes (S3 has honoured them
+  since 2024) get no such protection.
 
 Every object is sent with its SHA-256 (``ChecksumSHA256``) so a store that checks it refuses
 damaged bodies; files from ``multipart_threshold`` up go in parts of ``part_size`` (each with its
@@ -18,7 +27,8 @@ roles); they are never part of a URL, a message or a report.
 
 Query parameters: ``endpoint``, ``region``, ``serialization`` (``none``/``tar``),
 ``multipart_threshold`` and ``part_size`` (bytes; parts at least 5 MiB, as S3 requires),
-``max_concurrency`` (parallel bag deposits into this target, default 4).
+``max_concurrency`` (parallel bag deposits into this target, default 4), ``lease`` (seconds a
+deposit's lease lasts unrenewed, default 300).
 """
 
 from __future__ import annotations
@@ -29,10 +39,14 @@ import hashlib
 import io
 import json
 import os
+import socket
+import threading
+import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import boto3
@@ -55,7 +69,9 @@ from pipeline.fixity import digest_file
 MIB = 1 << 20
 MIN_PART = 5 * MIB  # S3's minimum for every part but the last
 MARKERS = ".strongroom"
-_PARAMS = {"endpoint", "region", "serialization", "multipart_threshold", "part_size", "max_concurrency"}
+_PARAMS = {"endpoint", "region", "serialization", "multipart_threshold", "part_size", "max_concurrency", "lease"}
+#: Seconds a deposit's lease on a bag name lasts without renewal (renewed every third of that).
+LEASE_SECONDS = 300
 # Server answers that mean "try again later"; anything else is a real refusal.
 _RETRYABLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeoutException",
                     "InternalError", "ServiceUnavailable", "500", "502", "503", "504"}
@@ -86,6 +102,7 @@ class S3Target(Target):
         self.part_size = max(MIN_PART, _int(query, "part_size", 8 * MIB, url))
         self.threshold = max(self.part_size, _int(query, "multipart_threshold", 64 * MIB, url))
         self.max_concurrency = max(1, _int(query, "max_concurrency", 4, url))
+        self.lease_seconds = max(1, _int(query, "lease", LEASE_SECONDS, url))
         self._client: Any = None
         super().__init__(f"s3://{self.bucket}/{self.prefix}" + (f"?{parts.query}" if parts.query else ""))
 
@@ -100,15 +117,20 @@ class S3Target(Target):
         expected = bag_expectations(bag)
         if self._has_marker(name):
             return self._already_held(name, expected)
-        if self.serialization == "tar":
-            self._upload_tar(bag, name)
-        else:
-            self._upload_files(bag, name)
-        findings = compare(self._read_fixity(name, algorithms_of(expected)), expected)
-        if findings:
-            self._discard(name, findings)  # so the next run uploads them again
-            raise mismatch(self._location(name), findings, "the copy read back does not match the bag's manifests")
-        self._write_marker(name, identifier, expected)
+        with _Lease(self, name) as lease:
+            if self._has_marker(name):  # another deposit finished between the look and the lease
+                return self._already_held(name, expected)
+            if self.serialization == "tar":
+                self._upload_tar(bag, name)
+            else:
+                self._upload_files(bag, name)
+            findings = compare(self._read_fixity(name, algorithms_of(expected)), expected)
+            lease.check()
+            if findings:
+                self._discard(name, findings)  # so the next run uploads them again
+                raise mismatch(self._location(name), findings,
+                               "the copy read back does not match the bag's manifests")
+            self._write_marker(name, identifier, expected)
         files, octets = result_counts(expected)
         return DepositResult(bag=name, outcome="deposited", location=self._location(name), files=files,
                              bytes=octets, verified=True,
@@ -134,6 +156,9 @@ class S3Target(Target):
 
     def _marker_key(self, name: str) -> str:
         return self._key(MARKERS, f"{name}.complete.json")
+
+    def _lease_key(self, name: str) -> str:
+        return self._key(MARKERS, f"{name}.lease.json")
 
     def _location(self, name: str) -> str:
         from pipeline.deposit import location_of
@@ -300,6 +325,146 @@ class S3Target(Target):
 
 class _NotFound(DepositError):
     """An object is absent (internal: callers turn it into None or False)."""
+
+
+class _Lease:
+    """This deposit's hold on a bag name in the bucket (see the module's docstring).
+
+    Written by hand: boto3 has no lock, and S3's conditional writes are the only compare-and-set
+    the store offers.  A thread renews the lease while the deposit uploads and reads back.
+    """
+
+    def __init__(self, target: S3Target, name: str) -> None:
+        self.target, self.name = target, name
+        self.key = target._lease_key(name)
+        self.etag = ""
+        self.holder = _holder()
+        self.until = 0.0  # when the lease last written runs out (epoch seconds)
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._renewer = threading.Thread(target=self._renew, name=f"s3-lease-{name}", daemon=True)
+
+    def __enter__(self) -> _Lease:
+        try:
+            self.etag = self._write(IfNoneMatch="*")
+        except _Precondition:
+            held = self._read_current()
+            if held is None:  # released between the two requests: one more try, then give way
+                self.etag = self._write_or_busy(IfNoneMatch="*")
+            elif held.until > time.time() and not held.dead():
+                raise self._busy(held)
+            else:  # the holder died, or stopped renewing: take over
+                self.etag = self._write_or_busy(IfMatch=held.etag)
+        self._renewer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._renewer.join()
+        if self.lost is None:  # best effort: a lease left behind only delays the next deposit
+            try:
+                self.target.client.delete_object(Bucket=self.target.bucket, Key=self.key, IfMatch=self.etag)
+            except (BotoCoreError, ClientError):
+                pass
+
+    def check(self) -> None:
+        """Raise unless this deposit still holds the lease (called before anything is marked)."""
+        if self.lost is not None:
+            raise RetryableDepositError(f"{self.target.url}: lost the lease on {self.name} ({self.lost}); "
+                                        "nothing was marked complete")
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.target.lease_seconds / 3):
+            try:
+                self.etag = self._write(IfMatch=self.etag)
+            except _Precondition:
+                self.lost = "another deposit took it over"
+                return
+            except DepositError as exc:  # the store unreachable: try again at the next beat, in time
+                if time.time() >= self.until:
+                    self.lost = f"could not renew it: {exc}"
+                    return
+
+    def _write(self, **condition: str) -> str:
+        until = time.time() + self.target.lease_seconds
+        body = json.dumps({"bag": self.name, "holder": self.holder, "host": socket.gethostname(),
+                           "pid": os.getpid(), "until": until}).encode()
+        try:
+            with self.target._errors(f"writing the lease on {self.name}"):
+                reply = self.target.client.put_object(Bucket=self.target.bucket, Key=self.key, Body=body,
+                                                      ContentType="application/json", **condition)
+        except DepositError as exc:
+            if isinstance(exc.__cause__, ClientError) and _code(exc.__cause__) in _PRECONDITION_CODES:
+                raise _Precondition() from None
+            raise
+        self.until = until
+        return str(reply["ETag"])
+
+    def _write_or_busy(self, **condition: str) -> str:
+        try:
+            return self._write(**condition)
+        except _Precondition:
+            held = self._read_current()
+            raise self._busy(held or _Held("another deposit", "", 0, time.time(), "")) from None
+
+    def _read_current(self) -> _Held | None:
+        """The lease as it is in the bucket now; None if there is none."""
+        try:
+            with self.target._errors(f"reading the lease on {self.name}"):
+                reply = self.target.client.get_object(Bucket=self.target.bucket, Key=self.key)
+                raw = reply["Body"].read(64 * 1024)
+        except _NotFound:
+            return None
+        try:
+            lease = json.loads(raw)
+            return _Held(str(lease["holder"]), str(lease.get("host", "")), int(lease.get("pid", 0)),
+                         float(lease["until"]), str(reply["ETag"]))
+        except (ValueError, KeyError, TypeError):  # unreadable: treat as run out, so it is replaced
+            return _Held("an unreadable lease", "", 0, 0.0, str(reply["ETag"]))
+
+    def _busy(self, held: _Held) -> RetryableDepositError:
+        when = dt.datetime.fromtimestamp(held.until, dt.timezone.utc).isoformat(timespec="seconds")
+        return RetryableDepositError(f"{self.target.url}: {self.name} is being deposited by {held.holder} "
+                                     f"(lease until {when}); try again later")
+
+
+class _Held(NamedTuple):
+    """A lease found in the bucket."""
+
+    holder: str
+    host: str
+    pid: int
+    until: float  # epoch seconds
+    etag: str
+
+    def dead(self) -> bool:
+        """Whether the holder is a process of this machine that no longer runs (a killed deposit,
+        resumed at once instead of after its lease: another machine's holder is never judged dead)."""
+        if self.host != socket.gethostname() or self.pid <= 0:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, another user's
+            return False
+        return False
+
+
+class _Precondition(Exception):
+    """A conditional write was refused (internal to :class:`_Lease`)."""
+
+
+_PRECONDITION_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "?"))
+
+
+def _holder() -> str:
+    """Who holds a lease, for the message another deposit shows: host, process, a random tag."""
+    return f"{socket.gethostname()} pid {os.getpid()} ({uuid.uuid4().hex[:8]})"
 
 
 class _Multipart:
