@@ -189,16 +189,16 @@ def test_a_lease_that_ran_out_is_taken_over_and_removed_at_the_end(make_bag: Any
 def test_a_lease_is_renewed_while_held_and_a_lost_one_stops_the_marker(moto_endpoint: str, s3_bucket: str) -> None:
     from pipeline.deposit.s3 import _Lease
 
-    target = open_target(f"s3://{s3_bucket}/p?endpoint={moto_endpoint}&lease=1")
+    target = open_target(f"s3://{s3_bucket}/p?endpoint={moto_endpoint}&lease=2")
     key = "p/.strongroom/rec.v1.lease.json"
     with _Lease(target, "rec.v1") as lease:  # type: ignore[arg-type]
-        time.sleep(2.5)  # more than twice its length: alive only if renewed
+        time.sleep(4.5)  # more than twice its length: alive only if renewed (every 0.67 s)
         assert json.loads(s3(moto_endpoint).get_object(Bucket=s3_bucket, Key=key)["Body"].read())["until"] > time.time()
         with pytest.raises(RetryableDepositError, match="is being deposited by"):
             _Lease(target, "rec.v1").__enter__()  # type: ignore[arg-type]
         lease.check()
         _put_lease(moto_endpoint, s3_bucket, key, host="other-machine", until=time.time() + 600)  # taken over
-        time.sleep(1.0)
+        time.sleep(1.5)  # two renewal beats
         with pytest.raises(RetryableDepositError, match="lost the lease on rec.v1"):
             lease.check()
     # The lease it lost is not its to delete.
@@ -214,7 +214,7 @@ def test_two_deposits_of_one_bag_at_once_end_with_one_verified_copy(make_bag: An
 
     bag = make_bag("rec", files={f"f{i}.txt": os.urandom(50_000) for i in range(20)})
     url = f"s3://{s3_bucket}/p?endpoint={moto_endpoint}&max_concurrency=2"
-    retry = RetryPolicy(attempts=20, first_delay=0.1, max_delay=0.5)
+    retry = RetryPolicy(attempts=60, first_delay=0.1, max_delay=0.5)  # the second waits out the first
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda _: deposit_bag(bag, url, retry=retry), range(2)))
     assert sorted(r.outcome for r in results) == ["deposited", "unchanged"]
