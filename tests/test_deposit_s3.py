@@ -162,8 +162,7 @@ def test_results_never_carry_the_credentials(make_bag: Any, moto_endpoint: str, 
 # -- leases: one deposit of a bag name at a time, across processes and machines
 
 def _put_lease(endpoint: str, bucket: str, key: str, *, host: str, until: float) -> None:
-    body = json.dumps({"bag": "rec.v1", "holder": f"{host} pid 4242 (test)", "host": host, "pid": 4242,
-                       "until": until})
+    body = json.dumps({"bag": "rec.v1", "host": host, "pid": 4242, "tag": "test", "until": until})
     s3(endpoint).put_object(Bucket=bucket, Key=key, Body=body.encode())
 
 

@@ -313,6 +313,8 @@ class S3Target(Target):
             code = str(error.get("Code", "?"))
             if code in ("404", "NoSuchKey", "NotFound"):
                 raise _NotFound(what) from exc
+            if code in _PRECONDITION_CODES:
+                raise _Precondition(f"{self.url}: {what}: {code} {error.get('Message', '')}".rstrip()) from exc
             cls = RetryableDepositError if code in _RETRYABLE_CODES else DepositError
             raise cls(f"{self.url}: {what}: {code} {error.get('Message', '')}".rstrip()) from exc
         except SSLError as exc:  # a certificate problem does not heal by waiting
@@ -327,6 +329,14 @@ class _NotFound(DepositError):
     """An object is absent (internal: callers turn it into None or False)."""
 
 
+class _Precondition(DepositError):
+    """A conditional write was refused: the object is not as the condition said (see :class:`_Lease`)."""
+
+
+#: Answers to a conditional write whose condition failed (412), or that lost to another at once (409).
+_PRECONDITION_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+
+
 class _Lease:
     """This deposit's hold on a bag name in the bucket (see the module's docstring).
 
@@ -338,7 +348,7 @@ class _Lease:
         self.target, self.name = target, name
         self.key = target._lease_key(name)
         self.etag = ""
-        self.holder = _holder()
+        self.tag = uuid.uuid4().hex[:8]  # tells this deposit's lease from a later one of the same process
         self.until = 0.0  # when the lease last written runs out (epoch seconds)
         self.lost: str | None = None
         self._stop = threading.Event()
@@ -387,16 +397,11 @@ class _Lease:
 
     def _write(self, **condition: str) -> str:
         until = time.time() + self.target.lease_seconds
-        body = json.dumps({"bag": self.name, "holder": self.holder, "host": socket.gethostname(),
-                           "pid": os.getpid(), "until": until}).encode()
-        try:
-            with self.target._errors(f"writing the lease on {self.name}"):
-                reply = self.target.client.put_object(Bucket=self.target.bucket, Key=self.key, Body=body,
-                                                      ContentType="application/json", **condition)
-        except DepositError as exc:
-            if isinstance(exc.__cause__, ClientError) and _code(exc.__cause__) in _PRECONDITION_CODES:
-                raise _Precondition() from None
-            raise
+        body = json.dumps({"bag": self.name, "host": socket.gethostname(), "pid": os.getpid(), "tag": self.tag,
+                           "until": until}).encode()
+        with self.target._errors(f"writing the lease on {self.name}"):
+            reply = self.target.client.put_object(Bucket=self.target.bucket, Key=self.key, Body=body,
+                                                  ContentType="application/json", **condition)
         self.until = until
         return str(reply["ETag"])
 
@@ -405,7 +410,7 @@ class _Lease:
             return self._write(**condition)
         except _Precondition:
             held = self._read_current()
-            raise self._busy(held or _Held("another deposit", "", 0, time.time(), "")) from None
+            raise self._busy(held or _Held("", 0, "", time.time(), "")) from None
 
     def _read_current(self) -> _Held | None:
         """The lease as it is in the bucket now; None if there is none."""
@@ -417,10 +422,10 @@ class _Lease:
             return None
         try:
             lease = json.loads(raw)
-            return _Held(str(lease["holder"]), str(lease.get("host", "")), int(lease.get("pid", 0)),
-                         float(lease["until"]), str(reply["ETag"]))
+            return _Held(str(lease["host"]), int(lease["pid"]), str(lease["tag"]), float(lease["until"]),
+                         str(reply["ETag"]))
         except (ValueError, KeyError, TypeError):  # unreadable: treat as run out, so it is replaced
-            return _Held("an unreadable lease", "", 0, 0.0, str(reply["ETag"]))
+            return _Held("", 0, "", 0.0, str(reply["ETag"]))
 
     def _busy(self, held: _Held) -> RetryableDepositError:
         when = dt.datetime.fromtimestamp(held.until, dt.timezone.utc).isoformat(timespec="seconds")
@@ -431,11 +436,16 @@ class _Lease:
 class _Held(NamedTuple):
     """A lease found in the bucket."""
 
-    holder: str
     host: str
     pid: int
+    tag: str
     until: float  # epoch seconds
     etag: str
+
+    @property
+    def holder(self) -> str:
+        """Who holds it, as another deposit's message says."""
+        return f"{self.host} pid {self.pid} ({self.tag})" if self.host else "another deposit"
 
     def dead(self) -> bool:
         """Whether the holder is a process of this machine that no longer runs (a killed deposit,
@@ -447,24 +457,8 @@ class _Held(NamedTuple):
         except ProcessLookupError:
             return True
         except PermissionError:  # alive, another user's
-            return False
+            pass
         return False
-
-
-class _Precondition(Exception):
-    """A conditional write was refused (internal to :class:`_Lease`)."""
-
-
-_PRECONDITION_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "?"))
-
-
-def _holder() -> str:
-    """Who holds a lease, for the message another deposit shows: host, process, a random tag."""
-    return f"{socket.gethostname()} pid {os.getpid()} ({uuid.uuid4().hex[:8]})"
 
 
 class _Multipart:
