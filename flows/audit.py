@@ -30,7 +30,7 @@ from prefect import State  # noqa: E402
 from prefect.futures import PrefectFuture, as_completed  # noqa: E402
 from prefect.states import Completed, Failed  # noqa: E402
 
-from pipeline import audit_report  # noqa: E402
+from pipeline.audit import report as audit_report  # noqa: E402
 from pipeline.audit import (  # noqa: E402
     AuditOptions, AuditReport, BagAudit, audit_batch, claim_batches, parse_duration)
 from pipeline.errors import LedgerError  # noqa: E402

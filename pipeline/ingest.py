@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
+from pipeline.audit import register_bag
 from pipeline.bag.names import unsafe_reason
 from pipeline.bag.payload import PayloadDigest, PayloadFile
 from pipeline.bag.tagfiles import iter_manifest, manifest_algorithms, manifest_name
@@ -130,7 +131,7 @@ def register_result(result: IngestResult, ledger: Ledger) -> IngestResult:
     if result.bag is None:
         return result
     try:
-        ledger.register_bag(result.bag, origin="ingest", events=result.events)
+        register_bag(ledger, result.bag, origin="ingest", events=result.events)
     except StrongroomError as exc:
         result.outcome = "failed"
         result.error = f"{result.record}: bag {result.bag.name} made, but not registered in the ledger: {exc}"

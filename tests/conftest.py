@@ -203,7 +203,7 @@ def make_bag(tmp_path: Path) -> object:
     return make
 
 
-# --- fixity ledger and audit (pipeline/ledger.py, pipeline/audit.py) ---
+# --- fixity ledger and audit (pipeline/ledger/, pipeline/audit/) ---
 
 @pytest.fixture
 def fresh_pg_url(pg_url: str) -> Iterator[str]:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from pipeline.audit import AuditOptions, parse_duration, run_audit
-from pipeline.audit_report import artifact_rows, to_html
+from pipeline.audit import AuditOptions, parse_duration, register_bag, run_audit
+from pipeline.audit.report import artifact_rows, to_html
 from pipeline.errors import UsageError
 from pipeline.ledger import Ledger
 
@@ -30,7 +30,7 @@ def bags(tmp_path: Path, make_bag: MakeBag) -> Path:
     bags_dir = tmp_path / "bags"
     with Ledger.open(bags_dir=bags_dir) as ledger:
         for i in range(4):
-            ledger.register_bag(bags_dir / f"rec{i}.v1", origin="ingest")
+            register_bag(ledger, bags_dir / f"rec{i}.v1", origin="ingest")
     return bags_dir
 
 
@@ -255,7 +255,7 @@ def test_a_bad_ledger_url_or_a_file_for_a_directory_is_one_usage_line(
 
 
 def test_the_text_report_escapes_control_characters_in_file_names(bags: Path) -> None:
-    from pipeline.audit_report import to_text
+    from pipeline.audit.report import to_text
 
     (bags / "rec1.v1/data/evil\x1b[2J\nAUD000 all fine: x.txt").write_text("intruder\n")
     with Ledger.open(bags_dir=bags) as ledger:
@@ -292,7 +292,7 @@ def test_a_crash_mid_batch_records_and_reports_none_of_it_and_the_next_run_check
     # crash leaves no bag marked checked, and its claims lapse so that the next run checks it.
     import time
 
-    import pipeline.audit as audit
+    import pipeline.audit.run as audit
 
     calls = [0]
     check = audit.check_location

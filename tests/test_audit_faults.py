@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.audit import AuditOptions, run_audit
+from pipeline.audit import AuditOptions, register_bag, run_audit
 from pipeline.ledger import Ledger
 
 ALGS = ("sha512", "sha256")
@@ -78,7 +78,7 @@ def collection(tmp_path: Path, make_bag: Callable[..., Path]) -> tuple[Path, Led
     bags = tmp_path / "bags"
     ledger = Ledger.open(bags_dir=bags)
     for name in BAG_NAMES:
-        ledger.register_bag(bags / name, origin="ingest")
+        register_bag(ledger, bags / name, origin="ingest")
     yield bags, ledger
     ledger.close()
 
@@ -263,7 +263,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Ledg
     shutil.copytree(clean, work)
     ledger = Ledger.open(bags_dir=work)
     for name in BAG_NAMES:
-        ledger.register_bag(work / name, origin="ingest")
+        register_bag(ledger, work / name, origin="ingest")
     yield clean, work, ledger
     ledger.close()
 
@@ -290,7 +290,7 @@ def _pg_collection(url: str, make_bag: Callable[..., Path], tmp_path: Path, coun
     bags = tmp_path / "bags"
     with Ledger.open(url) as ledger:
         for i in range(count):
-            ledger.register_bag(bags / f"pg{i:02d}.v1", origin="ingest")
+            register_bag(ledger, bags / f"pg{i:02d}.v1", origin="ingest")
     return bags
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pipeline.ledger import Ledger
+from pipeline.audit import register_bag
 
 MakeBag = Callable[..., Path]
 
@@ -23,7 +24,7 @@ def registered(tmp_path: Path, make_bag: MakeBag) -> Path:
     bags = tmp_path / "bags"
     with Ledger.open(bags_dir=bags) as ledger:
         for i in range(3):
-            ledger.register_bag(bags / f"flow{i}.v1", origin="ingest")
+            register_bag(ledger, bags / f"flow{i}.v1", origin="ingest")
     return bags
 
 
@@ -131,7 +132,7 @@ def test_a_ledger_password_is_never_a_flow_run_parameter(prefect_harness: None, 
     ledger_url = fresh_pg_url.replace("postgres@", "postgres:AuditSecret42@", 1)  # trust auth: any password
     bag = make_bag("pw")
     with Ledger.open(ledger_url) as ledger:
-        ledger.register_bag(bag, origin="ingest")
+        register_bag(ledger, bag, origin="ingest")
     before = os.environ.get(LEDGER_ENV)
     state = run_audit_flow(str(bag.parent), ledger_url=ledger_url, older_than=None)
     assert state.is_completed(), state.message
@@ -165,7 +166,7 @@ def test_the_flow_checks_several_claimed_bags_at_once_each_exactly_once(prefect_
     bags = tmp_path / "bags"
     with Ledger.open(bags_dir=bags) as ledger:
         for i in range(5):
-            ledger.register_bag(bags / f"par{i}.v1", origin="ingest")
+            register_bag(ledger, bags / f"par{i}.v1", origin="ingest")
     engine = sa.create_engine(f"sqlite:///{bags / '.strongroom-ledger.sqlite'}")
     most, done = [0], threading.Event()
 

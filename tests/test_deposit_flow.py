@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pipeline.audit import register_bag
 
 from .conftest import run_cli
 
@@ -66,7 +67,7 @@ def test_the_cli_without_the_flow_records_in_the_ledger(make_bag: Any, tmp_path:
 
     bag = make_bag("rec")
     with Ledger.open(None, bags_dir=bag.parent) as ledger:
-        ledger.register_bag(bag, origin="ingest")
+        register_bag(ledger, bag, origin="ingest")
     store = tmp_path / "store"
     out = run_cli("deposit", bag, "--to", f"ocfl://{store}", "--no-flow")
     assert out.returncode == 0, out.stderr
@@ -116,7 +117,7 @@ def test_a_ledger_password_is_never_a_flow_run_parameter(prefect_harness: None, 
     ledger_url = fresh_pg_url.replace("postgres@", "postgres:TopSecret42@", 1)  # trust auth: any password
     bag = make_bag("rec")
     with Ledger.open(ledger_url) as ledger:
-        ledger.register_bag(bag, origin="ingest")
+        register_bag(ledger, bag, origin="ingest")
     report = run_deposit([str(bag)], (tmp_path / "store").as_uri(), ledger_url=ledger_url)
     assert report["deposited"] == 1, report
 

@@ -17,6 +17,7 @@ from pipeline.deposit.base import DIGEST, MISSING, bag_expectations
 from pipeline.deposit.filesystem import WORK_DIR, FilesystemTarget
 from pipeline.deposit.replication import RetryPolicy
 from pipeline.errors import DepositError, DepositMismatchError, LedgerError, UsageError
+from pipeline.audit import register_bag
 
 
 def _same_tree(a: Path, b: Path) -> bool:
@@ -157,7 +158,7 @@ def test_deposit_bag_records_location_and_a_replication_event(make_bag: Any, tmp
     bag = make_bag("rec")
     url = (tmp_path / "store").as_uri()
     with Ledger.open(None, bags_dir=bag.parent) as ledger:
-        ledger.register_bag(bag, origin="ingest")
+        register_bag(ledger, bag, origin="ingest")
         result = deposit_bag(bag, url, ledger=ledger)
         assert result.location in ledger.locations("rec.v1")
         reps = [e for e in ledger.events("rec.v1") if e.event_type == "rep"]
@@ -173,7 +174,7 @@ def test_a_copy_made_without_the_ledger_is_recorded_when_found_later(make_bag: A
     url = (tmp_path / "store").as_uri()
     assert deposit_bag(bag, url).outcome == "deposited"  # no ledger
     with Ledger.open(None, bags_dir=bag.parent) as ledger:
-        ledger.register_bag(bag, origin="ingest")
+        register_bag(ledger, bag, origin="ingest")
         result = deposit_bag(bag, url, ledger=ledger)
         assert result.outcome == "unchanged" and result.location in ledger.locations("rec.v1")
         [rep] = [e for e in ledger.events("rec.v1") if e.event_type == "rep"]
@@ -188,7 +189,7 @@ def test_a_failed_verification_is_recorded_as_a_failed_replication(make_bag: Any
     url = (tmp_path / "store").as_uri()
     open_target(url).put(other)
     with Ledger.open(None, bags_dir=bag.parent) as ledger:
-        ledger.register_bag(bag, origin="ingest")
+        register_bag(ledger, bag, origin="ingest")
         with pytest.raises(DepositMismatchError):
             deposit_bag(bag, url, ledger=ledger)
         reps = [e for e in ledger.events("rec.v1") if e.event_type == "rep"]

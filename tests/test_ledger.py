@@ -18,6 +18,7 @@ from pipeline.bag.writer import STRONGROOM_PROFILE_ID
 from pipeline.errors import BagInvalidError, LedgerError, UsageError
 from pipeline.ledger import SQLITE_NAME, Ledger, display_url, utcnow
 from pipeline.premis import PremisEvent, parse_premis, strongroom_agent
+from pipeline.audit import register_bag
 
 MakeBag = Callable[..., Path]
 
@@ -52,7 +53,7 @@ def test_register_records_every_file_with_size_digests_location_origin_and_event
     bag = make_bag("rec", files={"text.txt": b"payload\n", "sub/two.bin": b"\x00\x01" * 50})
     events = [_event("ing"), _event("val")]
     with Ledger.open(ledger_url) as ledger:
-        assert ledger.register_bag(bag, origin="ingest", events=events) == "rec.v1"
+        assert register_bag(ledger, bag, origin="ingest", events=events) == "rec.v1"
         ref, files = ledger.bag("rec.v1"), ledger.files("rec.v1")
         assert (ref.origin, ref.external_identifier, ref.profile) == ("ingest", "rec", STRONGROOM_PROFILE_ID)
         assert ledger.locations("rec.v1") == [bag.resolve().as_uri()]
@@ -73,8 +74,8 @@ def test_registering_the_same_bag_again_adds_nothing(ledger_url: str, make_bag: 
     bag = make_bag("rec")
     events = [_event()]
     with Ledger.open(ledger_url) as ledger:
-        ledger.register_bag(bag, origin="ingest", events=events)
-        ledger.register_bag(bag, origin="ingest", events=events)
+        register_bag(ledger, bag, origin="ingest", events=events)
+        register_bag(ledger, bag, origin="ingest", events=events)
         assert len(ledger.events("rec.v1")) == 1
         assert len(ledger.locations("rec.v1")) == 1
         assert len(ledger.bags()) == 1
@@ -83,7 +84,7 @@ def test_registering_the_same_bag_again_adds_nothing(ledger_url: str, make_bag: 
 def test_a_foreign_bag_is_verified_and_its_manifests_become_the_reference(ledger_url: str, tmp_path: Path) -> None:
     bag = _foreign_bag(tmp_path)
     with Ledger.open(ledger_url) as ledger:
-        ledger.register_bag(bag, origin="register")
+        register_bag(ledger, bag, origin="register")
         ref, files = ledger.bag("foreign.v1"), ledger.files("foreign.v1")
     assert ref.origin == "register"
     assert files["data/a.txt"].digests["sha256"] == hashlib.sha256(b"made by another tool\n").hexdigest()
@@ -94,7 +95,7 @@ def test_a_foreign_bag_that_disagrees_with_its_manifests_is_refused(ledger_url: 
     (bag / "data" / "a.txt").write_text("changed before registration\n")
     with Ledger.open(ledger_url) as ledger:
         with pytest.raises(BagInvalidError, match="foreign.v1"):
-            ledger.register_bag(bag, origin="register")
+            register_bag(ledger, bag, origin="register")
         assert ledger.bags() == []
 
 
@@ -103,16 +104,16 @@ def test_a_different_bag_under_a_registered_name_is_refused(ledger_url: str, mak
     first = make_bag("rec")
     other = make_bag("rec", files={"text.txt": b"other content\n"}, bags=tmp_path / "other-bags")
     with Ledger.open(ledger_url) as ledger:
-        ledger.register_bag(first, origin="ingest")
+        register_bag(ledger, first, origin="ingest")
         with pytest.raises(LedgerError, match="already registered with different payload"):
-            ledger.register_bag(other, origin="register")
+            register_bag(ledger, other, origin="register")
 
 
 def test_locations_and_events_round_trip_in_order(ledger_url: str, make_bag: MakeBag) -> None:
     bag = make_bag("rec")
     rep = _event("rep")
     with Ledger.open(ledger_url) as ledger:
-        ledger.register_bag(bag, origin="ingest", events=[_event("ing")])
+        register_bag(ledger, bag, origin="ingest", events=[_event("ing")])
         ledger.add_location("rec.v1", "s3://bucket/prefix/rec.v1")
         ledger.add_location("rec.v1", "s3://bucket/prefix/rec.v1")
         ledger.add_event("rec.v1", rep)
@@ -127,7 +128,7 @@ def test_locations_and_events_round_trip_in_order(ledger_url: str, make_bag: Mak
 def _registered_with_runs(ledger: Ledger, make_bag: MakeBag, *, bags: int, runs: int) -> tuple[list[str], dt.datetime]:
     """Register bags rec0.v1, rec1.v1, ...; start audit runs; return them and a cut-off that makes every bag due."""
     for i in range(bags):
-        ledger.register_bag(make_bag(f"rec{i}"), origin="ingest")
+        register_bag(ledger, make_bag(f"rec{i}"), origin="ingest")
     return [ledger.start_run({}) for _ in range(runs)], utcnow() + dt.timedelta(seconds=1)
 
 
@@ -188,7 +189,7 @@ def test_url_comes_from_the_environment_then_the_bags_directory(tmp_path: Path,
 def test_premis_export_holds_every_event_and_file(ledger_url: str, make_bag: MakeBag) -> None:
     bag = make_bag("rec")
     with Ledger.open(ledger_url) as ledger:
-        ledger.register_bag(bag, origin="ingest", events=[_event("ing")])
+        register_bag(ledger, bag, origin="ingest", events=[_event("ing")])
         ledger.add_event("rec.v1", _event("rep"))
         objects, events, agents = parse_premis(ledger.premis_xml("rec.v1"))
         assert [e.identifier for e in events] == [e.identifier for e in ledger.events("rec.v1")]
@@ -202,8 +203,8 @@ def test_a_moved_bag_directory_is_registered_again_as_a_new_location(ledger_url:
     copy = tmp_path / "copy" / "rec.v1"
     shutil.copytree(bag, copy)
     with Ledger.open(ledger_url) as ledger:
-        ledger.register_bag(bag, origin="ingest")
-        ledger.register_bag(copy, origin="ingest")
+        register_bag(ledger, bag, origin="ingest")
+        register_bag(ledger, copy, origin="ingest")
         assert ledger.locations("rec.v1") == [bag.resolve().as_uri(), copy.resolve().as_uri()]
 
 
@@ -218,7 +219,7 @@ def test_many_threads_open_a_fresh_ledger_and_register_bags_at_once(ledger_url: 
         try:
             start.wait()
             with Ledger.open(ledger_url) as ledger:
-                ledger.register_bag(bag, origin="ingest", events=[_event()])
+                register_bag(ledger, bag, origin="ingest", events=[_event()])
                 ledger.add_event(bag.name, _event("val"))
         except Exception as exc:  # noqa: BLE001 - every thread's failure is reported below
             errors.append(f"{bag.name}: {exc!r}")
@@ -248,10 +249,10 @@ def test_several_processes_open_a_fresh_ledger_at_once(ledger_url: str, make_bag
     go = tmp_path / "go"
     # Everything slow (imports, reading the migration scripts) happens before the start line.
     script = ("import sys, time\nfrom pathlib import Path\nimport alembic.command\n"
-              "from pipeline.ledger import Ledger, _head_revision\n_head_revision()\n"
+              "from pipeline.ledger import Ledger, _head_revision\nfrom pipeline.audit import register_bag\n_head_revision()\n"
               "while not Path(sys.argv[1]).exists():\n    time.sleep(0.0005)\n"
               "with Ledger.open(sys.argv[2]) as ledger:\n"
-              "    ledger.register_bag(Path(sys.argv[3]), origin='ingest')\n")
+              "    register_bag(ledger, Path(sys.argv[3]), origin='ingest')\n")
     children = [subprocess.Popen([sys.executable, "-c", script, str(go), ledger_url, str(b)],
                                  stderr=subprocess.PIPE, text=True) for b in bags]
     time.sleep(0.5)  # let every interpreter start and wait at the line

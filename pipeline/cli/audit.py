@@ -113,13 +113,15 @@ def _open(args: argparse.Namespace) -> Any:
 
 def run_register(args: argparse.Namespace) -> int:
     """Register each bag (origin ``register``) and print one line per bag."""
+    from pipeline.audit import register_bag
+
     for bag in args.bag_paths:
         if not bag.is_dir():
             raise UsageError(f"{bag}: not a bag (not a directory)" if os.path.lexists(bag)
                              else f"{bag}: no such bag directory")
     with _open(args) as ledger:
         for bag in args.bag_paths:
-            name = ledger.register_bag(bag, origin="register")
+            name = register_bag(ledger, bag, origin="register")
             ref = ledger.bag(name)
             print(f"registered {name}: {ref.file_count} files, {ref.total_bytes:,} bytes, "
                   f"reference digests ({', '.join(ref.algorithms)}) from {ref.origin}")
@@ -128,7 +130,7 @@ def run_register(args: argparse.Namespace) -> int:
 
 def run_audit_command(args: argparse.Namespace) -> int:
     """Run one audit, print the report, write JSON/HTML when asked; 1 when damage was found."""
-    from pipeline import audit_report
+    from pipeline.audit import report as audit_report
     from pipeline.audit import run_audit
 
     options = audit_options(args)

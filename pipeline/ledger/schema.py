@@ -1,6 +1,6 @@
 """The fixity ledger's tables as SQLAlchemy 2 models (the schema itself is made by the migrations).
 
-These classes mirror ``pipeline/migrations/versions``; a change here needs a new migration.
+These classes mirror ``pipeline/ledger/migrations/versions``; a change here needs a new migration.
 Times are stored in UTC and always come back timezone-aware, whatever the database.
 """
 

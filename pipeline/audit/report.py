@@ -13,7 +13,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.audit import CLASSES, AuditReport, BagAudit
+from pipeline.audit.check import CLASSES
+from pipeline.audit.run import AuditReport, BagAudit
 from pipeline.bag.names import printable
 from pipeline.findings import Finding
 

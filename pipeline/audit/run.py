@@ -1,24 +1,6 @@
-"""The fixity audit: re-read every file of every copy of a bag and compare with the ledger.
+"""Audit runs: claim due bags from the ledger, check every copy, record the results and events.
 
-A check of one copy reads every payload and tag file once (every algorithm in the same read),
-compares sizes and digests with the ledger's reference and - for local copies - with the bag's
-current manifests, and names each problem with a stable code:
-
-======  ================================================================================
-AUD001  changed content: a payload file's bytes differ from the reference (same or larger size)
-AUD002  missing file: a file of the bag is gone
-AUD003  extra file: a file the bag never had
-AUD004  truncated file: a payload file is shorter than the reference
-AUD005  changed manifest or tag file (not explained by one of the payload findings)
-AUD006  manifest and content changed together: the file matches its (rewritten) manifest lines
-        but not the ledger - bag validation passes, only the ledger sees it
-AUD007  bag missing: no bag at a recorded location
-AUD008  bag unreadable: the bag (or one of its files) exists but cannot be read
-======  ================================================================================
-
-When a manifest differs from the reference only in lines that belong to files already reported
-(AUD006 rewrites, AUD002 deletions, AUD003 additions), it is not reported again: one damage, one
-finding.  The audit only reads: it never writes into a bag.
+The damage classes (AUD001-AUD008) are documented in :mod:`pipeline.audit`.
 """
 
 from __future__ import annotations
@@ -32,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pipeline.audit_check import (
+from pipeline.audit.check import (
     BAG_MISSING,
     CHANGED,
     CLASSES,
@@ -46,7 +28,6 @@ from pipeline.audit_check import (
     check_local,
     check_location,
     classify,
-    reference_from_bag,
 )
 from pipeline.errors import StrongroomError, UsageError
 from pipeline.findings import Finding
@@ -55,13 +36,6 @@ from pipeline.premis import Outcome, PremisEvent, strongroom_agent
 
 if TYPE_CHECKING:
     from pipeline.ledger import Ledger
-
-__all__ = [
-    "BAG_MISSING", "CHANGED", "CLASSES", "EXTRA", "MISSING", "REWRITTEN", "TAG_CHANGED", "TRUNCATED",
-    "UNREADABLE", "AuditOptions", "AuditReport", "BagAudit", "LocationCheck", "audit_batch",
-    "check_events", "check_local", "check_location", "claim_batches", "classify", "due_bytes", "parse_duration", "reference_from_bag",
-    "run_audit",
-]
 
 # -- audit runs -------------------------------------------------------------------------------------
 

@@ -42,7 +42,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.errors import LedgerError, UsageError
-from pipeline.ledger_schema import AuditRunRow, BagRow, DigestRow, EventRow, FileRow, LocationRow
+from pipeline.ledger.schema import AuditRunRow, BagRow, DigestRow, EventRow, FileRow, LocationRow
 from pipeline.premis import PremisAgent, PremisEvent, PremisObject, render_premis, strongroom_agent
 
 #: Name of the SQLite ledger kept next to the bags when no URL is given.
@@ -162,7 +162,7 @@ def _check_url(url: str) -> None:
 
 
 def upgrade_to_head(engine: Engine) -> None:
-    """Bring the ledger behind ``engine`` to the newest Alembic revision of ``pipeline/migrations``.
+    """Bring the ledger behind ``engine`` to the newest Alembic revision of ``pipeline/ledger/migrations``.
 
     Alembic keeps its ``context`` and ``op`` as module globals, so two threads migrating at once
     corrupt each other's state: migrations in this process are serialised by a lock, and skipped
@@ -292,22 +292,19 @@ class Ledger:
 
     # -- registration -----------------------------------------------------------------------------
 
-    def register_bag(self, bag: Path, *, origin: Origin,
-                     events: Sequence[PremisEvent] = ()) -> str:
-        """Record ``bag`` (files, sizes, digests, its location and ``events``); return its name.
+    def register(self, content: RegisteredContent, location: str, *, origin: Origin,
+                 events: Sequence[PremisEvent] = ()) -> str:
+        """Record a bag's ``content`` (files, sizes, digests), its ``location`` and ``events``.
 
-        ``origin="ingest"`` means Strongroom made the bag and its manifests were just verified;
-        ``origin="register"`` means the bag was made elsewhere: every payload file is re-read and
-        must match the manifests, which then become the reference (the origin is recorded).
-        Registering the same bag again adds only what is new (location, events); a different bag
-        under a registered name is refused.
+        The ledger never reads a bag: the code that reads one builds ``content`` from it
+        (:func:`pipeline.audit.register_bag`).  ``origin="ingest"`` means Strongroom made the bag
+        and its manifests were just verified; ``origin="register"`` means the bag was made elsewhere
+        and was re-read against its manifests (the origin is recorded).  Registering the same bag
+        again adds only what is new (location, events); different content under a registered name
+        is refused.  Returns the bag's name.
         """
-        from pipeline.audit_check import reference_from_bag
-
         if origin not in ("ingest", "register"):
             raise UsageError(f"unknown registration origin {origin!r}")
-        content = reference_from_bag(bag, verify_payload=origin == "register")
-        location = bag_location(bag)
         with self.session() as s:
             row = s.scalar(sa.select(BagRow).where(BagRow.name == content.name))
             if row is None:
