@@ -155,7 +155,7 @@ def iter_tag_lines(c: Collector, rel: str) -> Iterator[tuple[int, str]]:
                     done = number
                     yield number, _strip(c, rel, number, raw)
                 return
-            except UnicodeDecodeError:
+            except UnicodeError:  # UnicodeDecodeError, or a codec's own refusal of the stream
                 after = f" after line {done}" if done else ""
                 c.add("TAG-ENCODING-DECODE", rel, f"is not valid {c.encoding} (the encoding bagit.txt "
                       f"declares){after}; read on with replacement characters")
@@ -169,10 +169,23 @@ def _strip(c: Collector, rel: str, number: int, raw: str) -> str:
     return line
 
 
+#: Encodings whose byte order is told by a byte-order mark, and the order to read without one.
+#: Python's decoders for these refuse a stream with no BOM ("UTF-16 stream does not start with
+#: BOM"); RFC 2781 section 4.3 says such UTF-16 text SHOULD be read as big-endian (so does the
+#: Unicode standard for UTF-32), so Strongroom reads it so instead of failing.
+_BOM_ORDERED = {"utf-16": ((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE), "utf-16-be"),
+                "utf-32": ((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE), "utf-32-be")}
+
+
 def _open_text(path: Path, encoding: str, errors: str) -> TextIO:
     # newline="" keeps CR, LF and CRLF as written: BagIt allows all three as line ends.
-    return io.TextIOWrapper(io.BufferedReader(open_nofollow(path)), encoding=encoding,
-                            errors=errors, newline="")
+    raw = io.BufferedReader(open_nofollow(path))
+    if encoding in _BOM_ORDERED:
+        boms, without = _BOM_ORDERED[encoding]
+        head = raw.peek(4)[:4]
+        if not any(head.startswith(bom) for bom in boms):
+            encoding = without
+    return io.TextIOWrapper(raw, encoding=encoding, errors=errors, newline="")
 
 
 def read_bag_info(c: Collector) -> BagInfo | None:
