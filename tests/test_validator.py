@@ -25,7 +25,7 @@ FIXTURE_DIRS = sorted(p for p in FIXTURES.iterdir() if "_" in p.name and not p.n
 #: Codes a committed fixture cannot carry (git keeps no empty directories, FIFOs or modes):
 #: covered by the tests named here instead.
 DYNAMIC = {"EMPTY-DIRECTORY": "test_empty_directory_warns", "SPECIAL-FILE": "test_fifo_is_refused",
-           "FAST-ONLY": "test_fast_says_it_proves_nothing"}
+           "FAST-ONLY": "test_fast_says_it_proves_nothing", "FAST-NO-OXUM": "test_fast_without_oxum_fails"}
 #: Fixtures whose code is a warning in the BagIt version they use although usually an error.
 WARNING_BY_VERSION = {"MANIFEST-DUPLICATE_v0.97-same-digest", "PAYLOAD-UNLISTED_v0.97-missing-from-one-of-two-manifests",
                       "BAGIT-TXT-SYNTAX_v0.97-space-before-colon", "TAG-MANIFEST-OMITS-MANIFEST_v0.97"}
@@ -101,6 +101,19 @@ def test_fast_says_it_proves_nothing(tmp_path: Path) -> None:
     assert "proves nothing" in fast.findings[0].message and "proves nothing" in fast.summary_line()
     assert validate_bag(bag, depth="completeness").valid
     assert "PAYLOAD-DIGEST-MISMATCH" in _codes(validate_bag(bag, depth="full"))
+
+
+def test_fast_without_oxum_fails(tmp_path: Path) -> None:
+    """A fast check of a bag with no Payload-Oxum compared nothing: it is not a pass (full still is)."""
+    bag = _copy("VALID_plain-1.0", tmp_path)
+    info = bag / "bag-info.txt"
+    kept = [ln for ln in info.read_text("utf-8").splitlines(keepends=True) if not ln.startswith("Payload-Oxum")]
+    info.write_text("".join(kept), "utf-8")
+    for tm in bag.glob("tagmanifest-*.txt"):  # they would (rightly) see bag-info.txt changed
+        tm.unlink()
+    fast = validate_bag(bag, depth="fast")
+    assert not fast.valid and "FAST-NO-OXUM" in _codes(fast)
+    assert validate_bag(bag, depth="full").valid
 
 
 def test_completeness_finds_missing_and_unlisted_without_hashing() -> None:

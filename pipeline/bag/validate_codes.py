@@ -18,6 +18,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     # The bag as a whole
     "BAG-NOT-DIRECTORY": ("error", "the path is not a directory (serialized bags are not read)"),
     "FAST-ONLY": ("info", "fast validation: structure, tag files, Payload-Oxum; no payload digest"),
+    "FAST-NO-OXUM": ("error", "fast validation of a bag with no Payload-Oxum: nothing to compare"),
     "SYMLINK": ("error", "a symbolic link inside the bag (never followed)"),
     "SPECIAL-FILE": ("error", "a device, FIFO or socket inside the bag"),
     "UNREADABLE": ("error", "a file or directory of the bag cannot be read"),
@@ -28,7 +29,8 @@ CODES: dict[str, tuple[Severity, str]] = {
     "BAGIT-TXT-LINES": ("error", "bagit.txt does not hold exactly the two required lines"),
     "BAGIT-TXT-SYNTAX": ("error", "a bagit.txt line is not 'Label: value' as the version requires"),
     "BAGIT-VERSION": ("error", "BagIt-Version is not of the form M.N"),
-    "BAGIT-VERSION-UNKNOWN": ("warning", "a well-formed BagIt version Strongroom does not know"),
+    # A strict validator does not call a bag of a version nobody defined valid (there is no 2.0).
+    "BAGIT-VERSION-UNKNOWN": ("error", "a well-formed BagIt version Strongroom does not know"),
     "TAG-ENCODING-UNKNOWN": ("error", "Tag-File-Character-Encoding names no known encoding"),
     "TAG-ENCODING-DECODE": ("error", "a tag file is not in the declared encoding"),
     "TAG-FILE-BOM": ("warning", "a UTF-8 tag file starts with a byte-order mark"),

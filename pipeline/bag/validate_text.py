@@ -119,8 +119,8 @@ def _check_version(c: Collector, value: str | None) -> None:
     if c.version not in _KNOWN_VERSIONS:
         c.add("BAGIT-VERSION-UNKNOWN", BAGIT_TXT,
               f"BagIt-Version {value} is not one Strongroom knows (0.93-0.97, 1.0); "
-              "checked by the 1.0 rules" if c.version > (1, 0) else
-              f"BagIt-Version {value} is not one Strongroom knows; checked by the 0.97 rules")
+              "checked by the 1.0 rules, but not valid" if c.version > (1, 0) else
+              f"BagIt-Version {value} is not one Strongroom knows; checked by the 0.97 rules, but not valid")
 
 
 def _check_encoding(c: Collector, value: str | None) -> None:

@@ -144,9 +144,13 @@ def _check(c: Collector, report: ValidationReport, depth: Depth,
     vm.check_tag_completeness(c, tree, found)
     vm.verify_digests(c, tree.tags, found.tag, tag=True)
     if depth == "fast":
-        no_oxum = "" if oxum(report.bag_info) else " (and this bag has no Payload-Oxum to compare)"
+        if not oxum(report.bag_info):
+            # RFC 8493 2.2.2: the Payload-Oxum is what a quick check compares.  Without one a
+            # fast check compared nothing; bagit-python and bagit-java refuse it too.
+            c.add("FAST-NO-OXUM", bag_info_name(c.version), "has no Payload-Oxum, so a fast "
+                  "validation has nothing to compare the payload with; run without --fast")
         c.add("FAST-ONLY", "", "fast validation checked structure, tag files and Payload-Oxum only"
-              f"{no_oxum}; it proves nothing about payload content (run without --fast to verify "
+              "; it proves nothing about payload content (run without --fast to verify "
               "every file)")
         return
     for i in range(len(found.payload)):
