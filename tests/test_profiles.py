@@ -146,6 +146,16 @@ def test_bag_must_name_its_profile(tmp_path: Path) -> None:
     assert _codes(check_profile(_bag(tmp_path), load_profile(EVERY_KEY))) == {"PROFILE-IDENTIFIER"}
 
 
+def test_a_bag_naming_another_profile_is_told_so(tmp_path: Path) -> None:
+    """--profile FILE against a bag that names a different identifier: the message names both."""
+    profile = load_profile(EVERY_KEY)
+    found = [f for f in check_profile(_bag(tmp_path, "BagIt-Profile-Identifier: urn:example:other"), profile)
+             if f.code == "PROFILE-IDENTIFIER"]
+    assert len(found) == 1
+    assert "'urn:example:other'" in found[0].message and profile.identifier in found[0].message
+    assert "not this profile's own identifier" in found[0].message
+
+
 @pytest.mark.parametrize("name, says", [("bad-required-not-allowed.json", "Manifests-Required"),
                                         ("bad-no-accept-version.json", "Accept-BagIt-Version"),
                                         ("bad-not-json.json", "not JSON")])

@@ -199,8 +199,10 @@ def _check_bag_info(out: Collector, p: Profile, info: list[tuple[str, str]]) -> 
     values: dict[str, list[str]] = {}
     for label, value in info:
         values.setdefault(label.lower(), []).append(value)
-    if p.identifier not in [v.strip() for v in values.get("bagit-profile-identifier", [])]:
-        out.add("PROFILE-IDENTIFIER", where, f"has no 'BagIt-Profile-Identifier: {p.identifier}', "
+    named = [v.strip() for v in values.get("bagit-profile-identifier", [])]
+    if p.identifier not in named:
+        other = f" (it names {', '.join(repr(n) for n in named)}, not this profile's own identifier)" if named else ""
+        out.add("PROFILE-IDENTIFIER", where, f"has no 'BagIt-Profile-Identifier: {p.identifier}'{other}, "
                 "which bags conforming to a profile must carry")
     for label, rule in p.bag_info.items():
         given = [v for v in values.get(label.lower(), []) if v.strip()]

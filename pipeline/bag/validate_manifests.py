@@ -8,6 +8,8 @@ outside the bag, and unsafe paths are reported and dropped before lookup.
 from __future__ import annotations
 
 import re
+import os
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -298,12 +300,23 @@ def check_tag_completeness(c: Collector, tree: Tree, found: Manifests) -> None:
     tag_names = found.tag_names
     for key, row in table.rows.items():
         if table.disk[row] is None:
-            if key not in tree.links:
+            if key in tree.dirs or _is_directory(c.bag / key):
+                c.add("MANIFEST-DIRECTORY", key, "is a directory, listed in a tag manifest; "
+                      "manifests list files only")
+            elif key not in tree.links:
                 c.add("TAG-MISSING", key, "is listed in a tag manifest but absent")
         elif found.tag and key not in tag_names and key not in payload_manifests:
             missing = [n for j, (n, _) in enumerate(found.tag) if table.digest(row, j) is None]
             if missing:
                 c.add("TAG-UNLISTED", key, f"is a tag file not listed in {', '.join(missing)}")
+
+
+def _is_directory(path: Path) -> bool:
+    """A real directory (a link to one is reported as SYMLINK already); never follows a link."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 @dataclass

@@ -275,6 +275,17 @@ def _manifest_dir(d: Path) -> None:
     retag(d)
 
 
+@fixture("MANIFEST-DIRECTORY_tag-manifest-lists-a-directory")
+def _tag_manifest_dir(d: Path) -> None:
+    # Another implementation's bag: a tag manifest lists metadata/ itself, not only its files.
+    write_bag(d)
+    (d / "metadata").mkdir()
+    (d / "metadata/dc.xml").write_text("<dc/>\n", encoding="utf-8")
+    retag(d)
+    append(d, "tagmanifest-sha512.txt", f"{'2' * 128}  metadata\n")
+    append(d, "tagmanifest-sha256.txt", f"{'2' * 64}  metadata\n")
+
+
 @fixture("PATH-DOT-SLASH_leading-dot-slash")
 def _dot_slash(d: Path) -> None:
     write_bag(d)
