@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -51,6 +53,10 @@ def register(sub: "argparse._SubParsersAction[Any]") -> None:
     s.set_defaults(handler=run_serve)
 
 
+#: Seconds Prefect's runner gets to stop by itself after the server died.
+_DEATH_GRACE = 10.0
+
+
 class _Stop(Exception):
     """SIGTERM arrived before Prefect's runner installed its own handler."""
 
@@ -86,6 +92,9 @@ def run_serve(args: argparse.Namespace) -> int:
     def on_death(code: int) -> None:
         died.append(code)
         os.kill(os.getpid(), signal.SIGTERM)  # stops Prefect's runner like a user's SIGTERM
+        # ... but the runner's shutdown talks to the API it just lost and retries for minutes:
+        # after a grace period, give the one error line and leave.
+        threading.Timer(_DEATH_GRACE, _exit_dead, args=(code,)).start()
 
     own = not os.environ.get("PREFECT_API_URL")
     try:
@@ -101,9 +110,18 @@ def run_serve(args: argparse.Namespace) -> int:
         if not died:
             raise
     if died:
-        raise ServerError(f"the Prefect server that serve started exited (code {died[0]}); serve stopped")
+        raise ServerError(_death_message(died[0]))
     print("strongroom serve: stopped", flush=True)
     return 0
+
+
+def _death_message(code: int) -> str:
+    return f"the Prefect server that serve started exited (code {code}); serve stopped"
+
+
+def _exit_dead(code: int) -> None:
+    print(f"strongroom: error: {_death_message(code)}", file=sys.stderr, flush=True)
+    os._exit(1)  # noqa: SLF001 - the main thread is stuck in Prefect's retries against a dead API
 
 
 def _serve(args: argparse.Namespace, options: Any) -> None:
