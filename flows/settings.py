@@ -19,7 +19,8 @@ _DEFAULTS = {
 }
 
 
-_QUIET_SERVICES = ("EventsWorker", "APILogWorker", "ResultsWorker")
+# The runner's cancellation observer logs a websocket traceback when the API goes away at shutdown.
+_QUIET_SERVICES = ("EventsWorker", "APILogWorker", "ResultsWorker", "prefect.FlowRunCancellingObserver")
 
 
 def apply_defaults(*, verbose: bool = False) -> None:

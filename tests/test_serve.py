@@ -1,82 +1,117 @@
-"""``strongroom serve`` against a real Prefect server process on loopback, backed by PostgreSQL;
+"""``strongroom serve`` as a new user runs it (no Prefect server configured: serve starts its own);
 ``prefect.yaml`` describes the same deployments."""
 
 from __future__ import annotations
 
 import inspect
-import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SECRET = "not-a-real-secret-7f3a"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _serve(records: Path, bags: Path, home: Path, *crons: str) -> subprocess.Popen[str]:
+    """``strongroom serve`` as a new user runs it: no PREFECT_API_URL, a fresh HOME and PREFECT_HOME."""
+    env = {**os.environ, "HOME": str(home / "home"), "PREFECT_HOME": str(home / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "serve", "--records", str(records), "--bags", str(bags), *crons],
+        cwd=home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+def _ui_address(serve: subprocess.Popen[str], timeout: float = 180) -> str:
+    """The UI address serve prints once its own server answers (read from its standard output)."""
+    assert serve.stdout is not None
+    deadline = time.monotonic() + timeout
+    for line in serve.stdout:  # serve prints this line within the timeout or exits
+        if "Prefect UI at " in line:
+            return line.split("Prefect UI at ", 1)[1].split()[0]
+        assert time.monotonic() < deadline, "serve printed no UI address"
+    raise AssertionError(f"serve exited before its server answered: {serve.communicate()}")
+
+
+def _completed_runs(api: str, deployment: str) -> list[dict[str, object]]:
     import httpx
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the Prefect server exited during start-up"
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{url} did not answer within {timeout} s")
+    response = httpx.post(f"{api}/flow_runs/filter", timeout=10, json={
+        "deployments": {"name": {"any_": [deployment]}},
+        "flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}})
+    response.raise_for_status()
+    return list(response.json())
 
 
-@pytest.fixture
-def prefect_server(tmp_path: Path) -> Iterator[str]:
-    """``prefect server start`` on a free loopback port, on a PostgreSQL database of its own."""
-    import sqlalchemy as sa
+def _port_open(url: str) -> bool:
+    host, _, port = url.removeprefix("http://").partition(":")
+    with socket.socket() as s:
+        return s.connect_ex((host, int(port))) == 0
 
-    admin_url = os.environ.get("STRONGROOM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    db = f"strongroom_prefect_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{db}"'))
-    port = _free_port()
-    host_url = admin_url.rsplit("/", 1)[0].replace("postgresql+psycopg://", "postgresql+asyncpg://")
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "server-home"),
-           "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"{host_url}/{db}",
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_SERVER_UI_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
-    server = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port), "--no-services"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+@pytest.fixture(scope="module")
+def serve_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One fresh HOME and PREFECT_HOME for this module (the second serve reuses the migrated database)."""
+    return tmp_path_factory.mktemp("serve-home")
+
+
+@pytest.mark.slow
+def test_serve_without_a_server_starts_one_and_its_schedules_bag_a_new_record(serve_home: Path,
+                                                                             tmp_path: Path) -> None:
+    records, bags = tmp_path / "records", tmp_path / "bags"
+    records.mkdir()
+    bags.mkdir()
+    serve = _serve(records, bags, serve_home, "--ingest-cron", "* * * * *", "--audit-cron", "* * * * *")
     try:
-        _wait_for(f"http://127.0.0.1:{port}/api/health", server, timeout=90)
-        yield f"http://127.0.0.1:{port}/api"
+        ui = _ui_address(serve)
+        api = f"{ui}/api"
+        shutil.copytree(REPO / "records" / "icg-peru-1986", records / "icg-peru-1986")  # dropped in later
+        deadline = time.monotonic() + 150
+        while not (bags / "icg-peru-1986.v1" / "bagit.txt").is_file():
+            assert serve.poll() is None, serve.communicate()
+            assert time.monotonic() < deadline, "no bag within 150 s: the ingest schedule did not run"
+            time.sleep(1)
+        found = {str(d["name"]): d for d in _deployments(api)}
+        crons = {name: [s["schedule"]["cron"] for s in d["schedules"]]  # type: ignore[index, union-attr]
+                 for name, d in found.items()}
+        assert crons == {"strongroom-ingest": ["* * * * *"], "strongroom-audit-nightly": ["* * * * *"]}
+        assert found["strongroom-ingest"]["parameters"] == {"records_dir": str(records.resolve()),
+                                                            "bags_dir": str(bags.resolve())}
+        while not _completed_runs(api, "strongroom-audit-nightly"):
+            assert time.monotonic() < deadline + 60, "the audit schedule produced no completed run"
+            time.sleep(2)
+        assert _completed_runs(api, "strongroom-ingest")
+        assert _port_open(ui)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
-                         {"d": db})
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}"'))
-        admin.dispose()
+        serve.send_signal(signal.SIGTERM)
+        out, err = serve.communicate(timeout=60)
+    assert serve.returncode == 0, err
+    assert "Traceback" not in err and "strongroom: error" not in err, err
+    assert "strongroom serve: stopped" in out
+    assert not _port_open(ui), "serve left its Prefect server running"
+
+
+@pytest.mark.slow
+def test_serve_stops_cleanly_on_ctrl_c_and_stops_its_server(serve_home: Path, tmp_path: Path) -> None:
+    serve = _serve(tmp_path, tmp_path, serve_home, "--ingest-cron", "0 0 1 1 *")
+    try:
+        ui = _ui_address(serve)
+        assert serve.stdout is not None
+        for line in serve.stdout:  # the deployments are registered and served
+            if "being served" in line:
+                break
+    finally:
+        serve.send_signal(signal.SIGINT)
+        out, err = serve.communicate(timeout=60)
+    assert serve.returncode == 0, err
+    assert "Traceback" not in err and "strongroom: error" not in err, err
+    assert not _port_open(ui), "serve left its Prefect server running"
 
 
 def _deployments(api: str) -> list[dict[str, object]]:
@@ -85,42 +120,6 @@ def _deployments(api: str) -> list[dict[str, object]]:
     response = httpx.post(f"{api}/deployments/filter", json={}, timeout=10)
     response.raise_for_status()
     return list(response.json())
-
-
-@pytest.mark.slow
-@pytest.mark.postgres
-def test_serve_registers_both_deployments_with_schedules_and_stops_cleanly(prefect_server: str,
-                                                                          tmp_path: Path) -> None:
-    (tmp_path / "records").mkdir()
-    (tmp_path / "bags").mkdir()
-    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_HOME": str(tmp_path / "client-home")}
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "serve", "--records", str(tmp_path / "records"),
-         "--bags", str(tmp_path / "bags"), "--ledger", f"postgresql://auditor:{SECRET}@127.0.0.1:5432/ledger",
-         "--ingest-cron", "7 * * * *", "--audit-cron", "30 3 * * *", "--older-than", "30d", "--limit", "50"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 90
-        found: dict[str, dict[str, object]] = {}
-        while len(found) < 2:
-            assert serve.poll() is None, serve.communicate()
-            assert time.monotonic() < deadline, "serve did not register its deployments"
-            found = {str(d["name"]): d for d in _deployments(prefect_server)}
-            time.sleep(0.5)
-        crons = {name: [s["schedule"]["cron"] for s in d["schedules"]]  # type: ignore[index, union-attr]
-                 for name, d in found.items()}
-        assert crons == {"strongroom-ingest": ["7 * * * *"], "strongroom-audit-nightly": ["30 3 * * *"]}
-        audit_params = found["strongroom-audit-nightly"]["parameters"]
-        assert audit_params == {"bags_dir": str((tmp_path / "bags").resolve()), "older_than": "2592000s",
-                                "limit": 50, "max_bytes": None, "lease_seconds": 300.0}
-        assert found["strongroom-ingest"]["parameters"] == {
-            "records_dir": str((tmp_path / "records").resolve()), "bags_dir": str((tmp_path / "bags").resolve())}
-        assert SECRET not in json.dumps(list(found.values()))  # the ledger URL reaches runs by environment only
-    finally:
-        serve.send_signal(signal.SIGTERM)
-        out, err = serve.communicate(timeout=60)
-    assert serve.returncode == 0, err
-    assert SECRET not in out + err
 
 
 def test_prefect_yaml_describes_the_same_deployments_for_a_work_pool() -> None:

@@ -31,7 +31,7 @@ COMMANDS: dict[str, str] = {
     "register": "pipeline.cli.audit",
     "audit": "pipeline.cli.audit",
     "events": "pipeline.cli.audit",
-    "serve": "pipeline.cli.audit",
+    "serve": "pipeline.cli.serve",
     "deposit": "pipeline.cli.deposit",
 }
 

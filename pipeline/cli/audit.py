@@ -1,4 +1,4 @@
-"""CLI commands ``register``, ``audit``, ``events`` (no Prefect) and ``serve`` (Prefect deployments).
+"""CLI commands ``register``, ``audit`` and ``events`` (no Prefect); ``serve`` is in ``pipeline.cli.serve``.
 
 ``strongroom audit`` runs the audit library directly, in this process: an audit must work from
 plain cron on a machine with no Prefect server, and it must not pay Prefect's start-up cost.  The
@@ -25,7 +25,7 @@ _SIZE_FACTOR = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
 def register(sub: "argparse._SubParsersAction[Any]") -> None:
-    """Add ``register``, ``audit``, ``events`` and ``serve``."""
+    """Add ``register``, ``audit`` and ``events``."""
     r = sub.add_parser("register", help="record existing bags in the fixity ledger (their manifests "
                                          "become the reference)")
     r.add_argument("bag_paths", nargs="+", type=Path, metavar="BAG")
@@ -51,17 +51,6 @@ def register(sub: "argparse._SubParsersAction[Any]") -> None:
     e.add_argument("--output", "-o", type=Path, metavar="FILE", help="write to FILE instead of standard output")
     _ledger_options(e)
     e.set_defaults(handler=run_events)
-
-    s = sub.add_parser("serve", help="run scheduled ingest and audit deployments (Prefect) until stopped")
-    s.add_argument("--records", dest="records_dir", type=Path, default=Path("records"), metavar="DIR")
-    _ledger_options(s)
-    s.add_argument("--ingest-cron", default="*/15 * * * *", metavar="CRON",
-                   help="when to ingest new or changed records (default: every 15 minutes)")
-    s.add_argument("--audit-cron", default="0 2 * * *", metavar="CRON",
-                   help="when to run the rolling audit (default: 02:00 every night)")
-    _audit_scope_options(s, default_older_than="90d")
-    s.add_argument("--timezone", default="UTC", help="time zone of the cron schedules (default: UTC)")
-    s.set_defaults(handler=run_serve)
 
 
 def _ledger_options(parser: argparse.ArgumentParser) -> None:
@@ -226,21 +215,4 @@ def run_events(args: argparse.Namespace) -> int:
         _write(args.output, xml)
     else:
         sys.stdout.buffer.write(xml)
-    return 0
-
-
-def run_serve(args: argparse.Namespace) -> int:
-    """Start the scheduled deployments and serve them until interrupted."""
-    options = audit_options(args)  # bad options are a usage error before Prefect starts
-    from pipeline.ledger import resolve_url
-
-    resolve_url(args.ledger, args.bags)  # a missing bags directory fails here, in one line
-    if not args.records_dir.is_dir():
-        raise UsageError(f"{args.records_dir}: no such records directory")
-    from flows.serve import ServeOptions, serve
-
-    serve(ServeOptions(records_dir=args.records_dir, bags_dir=args.bags, ledger_url=args.ledger,
-                       ingest_cron=args.ingest_cron, audit_cron=args.audit_cron, timezone=args.timezone,
-                       audit=options))
-    print("strongroom serve: stopped")
     return 0
