@@ -115,7 +115,7 @@ class Target(abc.ABC):
                expected: Mapping[str, tuple[int, Mapping[str, str]]]) -> builtins.list[Finding]:
         """Compare the held copy of ``bag_name`` with ``expected``; no findings means identical."""
         if self.locate(bag_name) is None:
-            return [Finding(code=ABSENT, message=f"{self.url}: holds no bag named {bag_name}")]
+            return [Finding(code=ABSENT, message=f"{redact(self.url)}: holds no bag named {bag_name}")]
         return compare(self.fixity(bag_name, algorithms_of(expected)), expected)
 
     def __repr__(self) -> str:
@@ -307,8 +307,14 @@ def safe_join(root: Path, rel: str) -> Path:
 
 
 def mismatch(location: str, findings: Sequence[Finding], problem: str) -> DepositMismatchError:
-    """The error for a copy that differs from the bag (kept in one place so messages agree)."""
-    return DepositMismatchError(location, findings, problem=problem)
+    """The error for a copy that differs from the bag (kept in one place so messages agree).
+
+    The message shows the location with its query values masked (an S3 ``endpoint=``); the
+    exception keeps the real location for the ledger's failed replication event.
+    """
+    error = DepositMismatchError(redact(location), findings, problem=problem)
+    error.location = location
+    return error
 
 
 def already_held(name: str, location: str, findings: Sequence[Finding], expected: Fixity, *,
