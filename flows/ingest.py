@@ -160,8 +160,27 @@ def _deposit(result: IngestResult, targets: Sequence[str], ledger: Any) -> None:
 
     assert result.bag is not None
     for url in targets:
+        bag = result.bag
         try:
-            deposit_bag(result.bag, url, ledger=ledger)
+            for bag in [*_undeposited_earlier_versions(result.bag, url), result.bag]:
+                deposit_bag(bag, url, ledger=ledger)
         except StrongroomError as exc:
-            result.outcome, result.error = "failed", f"bag {result.bag.name} made, deposit failed: {exc}"
+            result.outcome, result.error = "failed", f"bag {result.bag.name} made, deposit of {bag.name} failed: {exc}"
             return
+
+
+def _undeposited_earlier_versions(bag: Path, url: str) -> list[Path]:
+    """Earlier versions of ``bag`` (``<id>.v1`` ... beside it) an OCFL target does not hold yet.
+
+    An OCFL object takes its versions in order only, so a record whose earlier bags were never
+    deposited there gets them first, oldest first; other targets hold each bag on its own.
+    """
+    from pipeline.deposit import open_target
+    from pipeline.deposit.base import split_bag_name
+
+    parsed = split_bag_name(bag.name)
+    if parsed is None or not url.startswith("ocfl:"):
+        return []
+    target = open_target(url)
+    earlier = [bag.parent / f"{parsed[0]}.v{n}" for n in range(1, parsed[1])]
+    return [b for b in earlier if (b / "bagit.txt").is_file() and target.locate(b.name) is None]

@@ -186,7 +186,7 @@ def test_a_deposited_copy_is_audited_where_it_lives(bags: Path, tmp_path: Path) 
 
     store = tmp_path / "ocfl-root"
     with Ledger.open(bags_dir=bags) as ledger:
-        result = deposit_bag(bags / "rec1.v1", f"ocfl://{store}", ledger=ledger)
+        result = deposit_bag(bags / "rec1.v1", f"ocfl://{store}?create=1", ledger=ledger)
         assert result.location in ledger.locations("rec1.v1")
         assert run_audit(ledger).exit_code == 0
         held = next(p for p in store.rglob("c.bin") if p.is_file())

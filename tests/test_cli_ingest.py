@@ -206,7 +206,7 @@ def test_ingest_deposits_each_new_bag_where_asked(tmp_path: Path, records_copy: 
     bags = tmp_path / "bags"
     store, ocfl_root = tmp_path / "store", tmp_path / "ocfl"
     out = ingest(prefect_api_url, "--records", records_copy, "--bags", bags,
-                 "--deposit-to", store.as_uri(), "--deposit-to", f"ocfl://{ocfl_root}")
+                 "--deposit-to", store.as_uri() + "?create=1", "--deposit-to", f"ocfl://{ocfl_root}?create=1")
     assert out.returncode == 0, out.stderr
     assert (store / "icg-peru-1986.v1" / "data" / SEED_NAME).read_bytes() == (records_copy / "icg-peru-1986" /
                                                                                 SEED_NAME).read_bytes()

@@ -34,9 +34,9 @@ def test_seed_deposited_to_all_three_repositories_and_audited_there(
     assert ingested.returncode == 0, ingested.stderr
     bag = bags / BAG
     targets = {
-        "file": ((tmp_path / "store").as_uri(), ["--no-flow"]),
+        "file": (((tmp_path / "store").as_uri() + "?create=1"), ["--no-flow"]),
         "s3": (f"s3://{s3_bucket}/archive?endpoint={moto_endpoint}", []),  # through the Prefect flow
-        "ocfl": (f"ocfl://{tmp_path / 'ocfl'}", ["--no-flow"]),
+        "ocfl": (f"ocfl://{tmp_path / 'ocfl'}?create=1", ["--no-flow"]),
     }
     locations: dict[str, str] = {}
     for kind, (url, extra) in targets.items():

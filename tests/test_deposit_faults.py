@@ -229,7 +229,7 @@ def _kill_when(url: str, bag: Path, started: Callable[[], bool]) -> None:
 def test_killed_filesystem_deposit_is_rolled_back_by_the_next(make_bag: Any, tmp_path: Path) -> None:
     bag = make_bag("big", files=_many_files())
     store = tmp_path / "store"
-    url = store.as_uri()
+    url = store.as_uri() + "?create=1"
     _kill_when(url, bag, lambda: any(p.is_dir() for p in (store / WORK_DIR).glob("*.partial/data/part")))
     target = open_target(url)
     assert target.locate("big.v1") is None and not (store / "big.v1").exists()
@@ -245,7 +245,7 @@ def test_killed_ocfl_deposit_of_a_second_version_is_rolled_back_by_the_next(make
     v1 = make_bag("big", 1, {"first.txt": b"one\n"})
     v2 = make_bag("big", 2, _many_files())
     root = tmp_path / "ocfl"
-    url = f"ocfl://{root}"
+    url = f"ocfl://{root}?create=1"
     open_target(url).put(v1)
     staging = root / "extensions" / "strongroom-staging"
     _kill_when(url, v2, lambda: any(staging.glob("*/v2/content/data/part/*")))

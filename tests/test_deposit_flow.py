@@ -35,7 +35,7 @@ def test_the_flow_runs_one_task_per_bag_and_a_failed_bag_does_not_stop_the_other
     a = make_bag("a", files={"x.txt": b"a\n"})
     b = make_bag("b", files={"x.txt": b"b\n"})
     clash = make_bag("c", files={"x.txt": b"ours\n"})
-    store = (tmp_path / "store").as_uri()
+    store = ((tmp_path / "store").as_uri() + "?create=1")
     open_target(store).put(make_bag("c", files={"x.txt": b"theirs\n"}, bags=tmp_path / "elsewhere"))
     state = deposit_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=2))(
         [str(a), str(b), str(clash)], store, False, return_state=True)
@@ -69,7 +69,7 @@ def test_the_cli_without_the_flow_records_in_the_ledger(make_bag: Any, tmp_path:
     with Ledger.open(None, bags_dir=bag.parent) as ledger:
         register_bag(ledger, bag, origin="ingest")
     store = tmp_path / "store"
-    out = run_cli("deposit", bag, "--to", f"ocfl://{store}", "--no-flow")
+    out = run_cli("deposit", bag, "--to", f"ocfl://{store}?create=1", "--no-flow")
     assert out.returncode == 0, out.stderr
     assert f"deposited  rec.v1 -> ocfl://{store}/rec.v1" in out.stdout
     with Ledger.open(None, bags_dir=bag.parent) as ledger:
@@ -98,7 +98,7 @@ def test_cli_refuses_a_directory_that_is_not_a_bag(tmp_path: Path) -> None:
 
 def test_cli_failure_is_one_line_and_exit_1(make_bag: Any, tmp_path: Path) -> None:
     bag = make_bag("rec")  # not registered in the ledger: refused before anything is copied
-    out = run_cli("deposit", bag, "--to", (tmp_path / "store").as_uri(), "--no-flow")
+    out = run_cli("deposit", bag, "--to", ((tmp_path / "store").as_uri() + "?create=1"), "--no-flow")
     assert out.returncode == 1
     assert out.stderr.count("\n") == 1 and "not registered in the ledger" in out.stderr
     assert not (tmp_path / "store" / "rec.v1").exists()
@@ -118,6 +118,7 @@ def test_a_ledger_password_is_never_a_flow_run_parameter(prefect_harness: None, 
     bag = make_bag("rec")
     with Ledger.open(ledger_url) as ledger:
         register_bag(ledger, bag, origin="ingest")
+    (tmp_path / "store").mkdir()
     report = run_deposit([str(bag)], (tmp_path / "store").as_uri(), ledger_url=ledger_url)
     assert report["deposited"] == 1, report
 

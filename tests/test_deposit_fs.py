@@ -30,7 +30,7 @@ def _same_tree(a: Path, b: Path) -> bool:
 
 def test_deposit_copies_the_bag_verified_and_publishes_it_whole(make_bag: Any, tmp_path: Path) -> None:
     bag = make_bag("rec", files={"a.txt": b"alpha\n", "sub dir/bé.txt": b"beta\n"})  # bagit-python misreads %
-    target = open_target((tmp_path / "store").as_uri())
+    target = open_target(((tmp_path / "store").as_uri() + "?create=1"))
     result = target.put(bag)
     held = tmp_path / "store" / "rec.v1"
     assert result.outcome == "deposited" and result.verified
@@ -47,7 +47,7 @@ def test_deposit_copies_the_bag_verified_and_publishes_it_whole(make_bag: Any, t
 
 def test_same_bag_twice_is_a_no_op_that_says_so(make_bag: Any, tmp_path: Path) -> None:
     bag = make_bag("rec")
-    target = open_target((tmp_path / "store").as_uri())
+    target = open_target(((tmp_path / "store").as_uri() + "?create=1"))
     target.put(bag)
     inode = (tmp_path / "store" / "rec.v1" / "bagit.txt").stat().st_ino
     again = target.put(bag)
@@ -60,7 +60,7 @@ def test_a_different_bag_under_the_same_name_is_refused_and_nothing_overwritten(
                                                                                 tmp_path: Path) -> None:
     first = make_bag("rec", files={"a.txt": b"first\n"})
     other = make_bag("rec", files={"a.txt": b"second\n"}, bags=tmp_path / "elsewhere")
-    target = open_target((tmp_path / "store").as_uri())
+    target = open_target(((tmp_path / "store").as_uri() + "?create=1"))
     target.put(first)
     with pytest.raises(DepositMismatchError) as caught:
         target.put(other)
@@ -71,7 +71,7 @@ def test_a_different_bag_under_the_same_name_is_refused_and_nothing_overwritten(
 
 def test_verify_and_fixity_read_the_held_copy_again(make_bag: Any, tmp_path: Path) -> None:
     bag = make_bag("rec", files={"a.txt": b"alpha\n", "b.txt": b"beta\n"})
-    target = open_target((tmp_path / "store").as_uri())
+    target = open_target(((tmp_path / "store").as_uri() + "?create=1"))
     target.put(bag)
     expected = bag_expectations(bag)
     fixity = target.fixity("rec.v1", ["sha256", "sha512"])
@@ -93,7 +93,7 @@ def test_leftovers_of_a_killed_deposit_are_rolled_back(make_bag: Any, tmp_path: 
     partial = work / "rec.v1.abc123.partial"
     (partial / "data").mkdir(parents=True)
     (partial / "data" / "text.txt").write_bytes(b"half")
-    result = open_target((tmp_path / "store").as_uri()).put(bag)
+    result = open_target(((tmp_path / "store").as_uri() + "?create=1")).put(bag)
     assert result.outcome == "deposited"
     assert not partial.exists()
     assert _same_tree(bag, tmp_path / "store" / "rec.v1")
@@ -103,7 +103,7 @@ def test_a_bag_with_a_symlink_is_refused_before_anything_is_copied(make_bag: Any
     bag = make_bag("rec")
     os.symlink("/etc/passwd", bag / "data" / "link")
     with pytest.raises(DepositError, match="link or special file"):
-        open_target((tmp_path / "store").as_uri()).put(bag)
+        open_target(((tmp_path / "store").as_uri() + "?create=1")).put(bag)
     assert not (tmp_path / "store" / "rec.v1").exists()
 
 
@@ -146,7 +146,7 @@ def test_any_bag_name_survives_a_location_round_trip(name: str, query: str) -> N
 
 
 def test_open_location_reopens_the_target_holding_a_deposit(make_bag: Any, tmp_path: Path) -> None:
-    result = open_target((tmp_path / "store").as_uri()).put(make_bag("rec"))
+    result = open_target(((tmp_path / "store").as_uri() + "?create=1")).put(make_bag("rec"))
     target, name = open_location(result.location)
     assert isinstance(target, FilesystemTarget) and name == "rec.v1"
     assert target.root == tmp_path / "store"
@@ -156,7 +156,7 @@ def test_deposit_bag_records_location_and_a_replication_event(make_bag: Any, tmp
     from pipeline.ledger import Ledger
 
     bag = make_bag("rec")
-    url = (tmp_path / "store").as_uri()
+    url = ((tmp_path / "store").as_uri() + "?create=1")
     with Ledger.open(None, bags_dir=bag.parent) as ledger:
         register_bag(ledger, bag, origin="ingest")
         result = deposit_bag(bag, url, ledger=ledger)
@@ -171,7 +171,7 @@ def test_a_copy_made_without_the_ledger_is_recorded_when_found_later(make_bag: A
     from pipeline.ledger import Ledger
 
     bag = make_bag("rec")
-    url = (tmp_path / "store").as_uri()
+    url = ((tmp_path / "store").as_uri() + "?create=1")
     assert deposit_bag(bag, url).outcome == "deposited"  # no ledger
     with Ledger.open(None, bags_dir=bag.parent) as ledger:
         register_bag(ledger, bag, origin="ingest")
@@ -186,7 +186,7 @@ def test_a_failed_verification_is_recorded_as_a_failed_replication(make_bag: Any
 
     bag = make_bag("rec", files={"a.txt": b"mine\n"})
     other = make_bag("rec", files={"a.txt": b"theirs\n"}, bags=tmp_path / "elsewhere")
-    url = (tmp_path / "store").as_uri()
+    url = ((tmp_path / "store").as_uri() + "?create=1")
     open_target(url).put(other)
     with Ledger.open(None, bags_dir=bag.parent) as ledger:
         register_bag(ledger, bag, origin="ingest")
@@ -202,7 +202,7 @@ def test_deposit_bag_with_a_ledger_that_lacks_the_bag_copies_nothing(make_bag: A
 
     bag = make_bag("rec")
     with Ledger.open(None, bags_dir=bag.parent) as ledger, pytest.raises(LedgerError):
-        deposit_bag(bag, (tmp_path / "store").as_uri(), ledger=ledger)
+        deposit_bag(bag, ((tmp_path / "store").as_uri() + "?create=1"), ledger=ledger)
     assert not (tmp_path / "store" / "rec.v1").exists()
 
 
@@ -216,7 +216,7 @@ def test_retry_backoff_grows_and_stays_bounded() -> None:
 def test_a_held_file_replaced_by_a_link_is_not_taken_for_the_copy(make_bag: Any, tmp_path: Path) -> None:
     # A link at the destination, even to identical bytes, is no copy: the store holds nothing.
     bag = make_bag("rec")
-    target = open_target((tmp_path / "store").as_uri())
+    target = open_target(((tmp_path / "store").as_uri() + "?create=1"))
     target.put(bag)
     held = tmp_path / "store" / "rec.v1" / "data" / "text.txt"
     held.unlink()
@@ -229,7 +229,7 @@ def test_a_held_bag_directory_that_is_a_link_is_not_held(make_bag: Any, tmp_path
     bag = make_bag("rec")
     (tmp_path / "store").mkdir()
     (tmp_path / "store" / "rec.v1").symlink_to(bag)
-    target = open_target((tmp_path / "store").as_uri())
+    target = open_target(((tmp_path / "store").as_uri() + "?create=1"))
     assert target.locate("rec.v1") is None
     with pytest.raises(DepositError, match="holds no bag"):
         target.fixity("rec.v1", ["sha256"])
@@ -243,5 +243,5 @@ def test_a_bag_whose_manifest_names_a_path_outside_it_is_refused_before_copying(
     with open(bag / "manifest-sha256.txt", "a", encoding="utf-8") as fh:
         fh.write(f"{'0' * 64}  {listed}\n")
     with pytest.raises(DepositError, match="unsafe path"):
-        open_target((tmp_path / "store").as_uri()).put(bag)
+        open_target(((tmp_path / "store").as_uri() + "?create=1")).put(bag)
     assert not (tmp_path / "store" / "rec.v1").exists()

@@ -55,7 +55,7 @@ def test_each_bag_version_becomes_a_version_of_one_valid_ocfl_object(two_version
                                                                      tmp_path: Path) -> None:
     v1, v2 = two_versions
     root = tmp_path / "ocfl"
-    target = open_target(f"ocfl://{root}")
+    target = open_target(f"ocfl://{root}?create=1")
     first = target.put(v1)
     assert first.outcome == "deposited" and first.verified and first.location == f"ocfl://{root}/icg-peru.v1"
     assert_valid_root(root, objects=1)
@@ -76,7 +76,7 @@ def test_each_bag_version_becomes_a_version_of_one_valid_ocfl_object(two_version
 
 def test_same_versions_again_are_no_ops(two_versions: tuple[Path, Path], tmp_path: Path) -> None:
     v1, v2 = two_versions
-    target = open_target(f"ocfl://{tmp_path / 'ocfl'}")
+    target = open_target(f"ocfl://{tmp_path / 'ocfl'}?create=1")
     target.put(v1)
     target.put(v2)
     assert [target.put(v1).outcome, target.put(v2).outcome] == ["unchanged", "unchanged"]
@@ -86,7 +86,7 @@ def test_same_versions_again_are_no_ops(two_versions: tuple[Path, Path], tmp_pat
 def test_versions_are_deposited_in_order(two_versions: tuple[Path, Path], tmp_path: Path) -> None:
     _, v2 = two_versions
     with pytest.raises(DepositError, match="deposit icg-peru.v1 first"):
-        open_target(f"ocfl://{tmp_path / 'ocfl'}").put(v2)
+        open_target(f"ocfl://{tmp_path / 'ocfl'}?create=1").put(v2)
 
 
 def test_a_different_bag_under_a_held_version_is_refused(two_versions: tuple[Path, Path], make_bag: Any,
@@ -94,7 +94,7 @@ def test_a_different_bag_under_a_held_version_is_refused(two_versions: tuple[Pat
     v1, _ = two_versions
     impostor = make_bag("icg-peru", 1, {"a.txt": b"not the same\n"}, bags=tmp_path / "elsewhere")
     root = tmp_path / "ocfl"
-    target = open_target(f"ocfl://{root}")
+    target = open_target(f"ocfl://{root}?create=1")
     target.put(v1)
     objdir = root / ocfl.StorageRoot(root=str(root)).object_path("icg-peru")
     before = (objdir / "inventory.json").read_bytes()
@@ -110,7 +110,7 @@ def test_a_version_renamed_in_but_not_published_is_rolled_forward(two_versions: 
     """The crash windows of a new version: vN is in the object, the root inventory (or sidecar) is not yet."""
     v1, v2 = two_versions
     root = tmp_path / "ocfl"
-    target = open_target(f"ocfl://{root}")
+    target = open_target(f"ocfl://{root}?create=1")
     target.put(v1)
     target.put(v2)
     objdir = root / ocfl.StorageRoot(root=str(root)).object_path("icg-peru")
@@ -126,7 +126,7 @@ def test_fixity_rereads_the_version_and_verify_catches_damage(two_versions: tupl
                                                               tmp_path: Path) -> None:
     v1, v2 = two_versions
     root = tmp_path / "ocfl"
-    target = open_target(f"ocfl://{root}")
+    target = open_target(f"ocfl://{root}?create=1")
     target.put(v1)
     target.put(v2)
     expected = bag_expectations(v2)
@@ -145,14 +145,14 @@ def test_a_directory_that_is_not_a_storage_root_is_refused(make_bag: Any, tmp_pa
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "someone-elses.txt").write_text("x")
     with pytest.raises(DepositError, match="not an OCFL 1.1 storage root"):
-        OcflTarget(f"ocfl://{tmp_path / 'busy'}").put(make_bag("rec"))
+        OcflTarget(f"ocfl://{tmp_path / 'busy'}?create=1").put(make_bag("rec"))
 
 
 def test_a_bag_whose_name_and_identifier_disagree_is_refused(make_bag: Any, tmp_path: Path) -> None:
     bag = make_bag("rec")
     renamed = bag.rename(bag.parent / "other.v1")
     with pytest.raises(DepositError, match="External-Identifier is 'rec'"):
-        open_target(f"ocfl://{tmp_path / 'ocfl'}").put(renamed)
+        open_target(f"ocfl://{tmp_path / 'ocfl'}?create=1").put(renamed)
 
 
 def test_an_unusable_place_is_one_deposit_error_not_a_raw_os_error(make_bag: Any, tmp_path: Path) -> None:
@@ -164,7 +164,7 @@ def test_an_unusable_place_is_one_deposit_error_not_a_raw_os_error(make_bag: Any
 def test_a_content_file_replaced_by_a_link_is_not_read(make_bag: Any, tmp_path: Path) -> None:
     # A link inside the storage root could point anywhere; it is no copy and is never followed.
     bag = make_bag("rec")
-    target = OcflTarget((tmp_path / "ocfl").as_uri().replace("file:", "ocfl:"))
+    target = OcflTarget((tmp_path / "ocfl").as_uri().replace("file:", "ocfl:") + "?create=1")
     target.put(bag)
     [held] = (tmp_path / "ocfl").rglob("v1/content/data/text.txt")
     held.unlink()
@@ -185,7 +185,7 @@ def test_a_malformed_inventory_is_one_deposit_error(make_bag: Any, tmp_path: Pat
     import json
 
     bag = make_bag("rec")
-    target = OcflTarget((tmp_path / "ocfl").as_uri().replace("file:", "ocfl:"))
+    target = OcflTarget((tmp_path / "ocfl").as_uri().replace("file:", "ocfl:") + "?create=1")
     target.put(bag)
     [inventory] = [p for p in (tmp_path / "ocfl").rglob("inventory.json") if p.parent.name == "rec"]
     data = json.loads(inventory.read_text())

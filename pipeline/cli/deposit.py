@@ -24,7 +24,8 @@ def register(sub: "argparse._SubParsersAction[Any]") -> None:
         description="Copy each bag to the target, re-read it there and compare it with the bag's manifests, "
                     "then record the location and a PREMIS replication event in the fixity ledger. The same "
                     "bag again is a no-op; a different bag under the same name is refused. Targets: "
-                    "file:///DIR, s3://BUCKET[/PREFIX][?endpoint=URL&serialization=tar], ocfl:///DIR. "
+                    "file:///DIR, s3://BUCKET[/PREFIX][?endpoint=URL&serialization=tar], ocfl:///DIR (add ?create=1 to "
+                    "create a missing DIR). "
                     "S3 credentials come from the environment or ~/.aws, never from the URL.")
     d.add_argument("bags", nargs="+", type=Path, metavar="BAG", help="bag directories (e.g. bags/<id>.v1)")
     d.add_argument("--to", required=True, metavar="URL", help="the target repository")
@@ -44,7 +45,8 @@ def run_deposit(args: argparse.Namespace) -> int:
     for bag in args.bags:
         if not (bag / "bagit.txt").is_file():
             raise UsageError(f"{bag}: not a bag directory (no bagit.txt)")
-    open_target(args.to)  # a bad URL is one clear line before any work (or Prefect) starts
+    # A bad URL or a missing repository is one clear line before any work (or Prefect) starts.
+    open_target(args.to).check_destination()
     from pipeline.progress import bags_progress
 
     bags = [str(b) for b in args.bags]

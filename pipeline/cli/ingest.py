@@ -221,7 +221,7 @@ def _check_deposit_targets(urls: list[str]) -> None:
         from pipeline.deposit import open_target
 
         for url in urls:
-            open_target(url)
+            open_target(url).check_destination()
 
 
 def run_show(args: argparse.Namespace) -> int:

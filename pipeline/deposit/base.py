@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from pipeline.bag.names import unsafe_reason
 from pipeline.bag.tagfiles import info_value, iter_manifest, manifest_algorithms, manifest_name, read_bag_info
-from pipeline.errors import DepositError, DepositMismatchError
+from pipeline.errors import DepositError, DepositMismatchError, UsageError
 from pipeline.findings import Finding
 from pipeline.fixity import CHUNK, DEFAULT_ALGORITHMS, Digests, digest_file
 
@@ -97,11 +97,25 @@ class Target(abc.ABC):
         Raises DepositError when no complete bag of that name is held here.
         """
 
+    def check_destination(self) -> None:
+        """Raise UsageError when the repository itself is missing and was not asked to be created.
+
+        Called by the CLI before any work starts, so that a storage mount that is not there fails
+        loudly instead of becoming copies on the local disk (``put`` refuses it too).
+        """
+        problem = self.destination_problem()
+        if problem:
+            raise UsageError(problem)
+
+    def destination_problem(self) -> str | None:
+        """Why this repository cannot take a deposit as it stands (missing, not one), or None."""
+        return None
+
     def verify(self, bag_name: str,
                expected: Mapping[str, tuple[int, Mapping[str, str]]]) -> builtins.list[Finding]:
         """Compare the held copy of ``bag_name`` with ``expected``; no findings means identical."""
         if self.locate(bag_name) is None:
-            return [Finding(code=ABSENT, message=f"{self.url}: holds no bag named {bag_name}")]
+            return [Finding(code=ABSENT, message=f"{redact(self.url)}: holds no bag named {bag_name}")]
         return compare(self.fixity(bag_name, algorithms_of(expected)), expected)
 
     def __repr__(self) -> str:
@@ -127,6 +141,15 @@ def redact(url: str) -> str:
 
 
 # --------------------------------------------------------------------------- the bag being deposited
+
+
+def wants_create(url: str, query: Mapping[str, Sequence[str]]) -> bool:
+    """The value of a ``?create=`` query parameter: 1/yes/true asks to create a missing directory."""
+    values = query.get("create", ["0"])
+    value = values[-1].lower() if values else "0"
+    if value not in ("0", "1", "no", "yes", "false", "true"):
+        raise UsageError(f"'{redact(url)}': create must be 1 or 0")
+    return value in ("1", "yes", "true")
 
 
 def bag_files(bag: Path) -> list[tuple[str, Path]]:
@@ -284,8 +307,14 @@ def safe_join(root: Path, rel: str) -> Path:
 
 
 def mismatch(location: str, findings: Sequence[Finding], problem: str) -> DepositMismatchError:
-    """The error for a copy that differs from the bag (kept in one place so messages agree)."""
-    return DepositMismatchError(location, findings, problem=problem)
+    """The error for a copy that differs from the bag (kept in one place so messages agree).
+
+    The message shows the location with its query values masked (an S3 ``endpoint=``); the
+    exception keeps the real location for the ledger's failed replication event.
+    """
+    error = DepositMismatchError(redact(location), findings, problem=problem)
+    error.location = location
+    return error
 
 
 def already_held(name: str, location: str, findings: Sequence[Finding], expected: Fixity, *,

@@ -16,11 +16,11 @@ import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pipeline.deposit.base import (
     DepositResult, already_held, Fixity, Target, bag_expectations, bag_files, bag_identity, compare,
-    is_plain_file, mismatch, os_errors, redact, result_counts, tree_fixity, algorithms_of,
+    is_plain_file, mismatch, os_errors, redact, result_counts, tree_fixity, algorithms_of, wants_create,
 )
 from pipeline.durable import flush_tree, fsync_path, staging_dir
 from pipeline.errors import DepositError, UsageError
@@ -36,8 +36,10 @@ class FilesystemTarget(Target):
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
-        if parts.netloc not in ("", "localhost") or parts.query or parts.fragment:
-            raise UsageError(f"'{redact(url)}': use file:///absolute/path (no host, query or fragment)")
+        query = parse_qs(parts.query, keep_blank_values=True)
+        if parts.netloc not in ("", "localhost") or set(query) - {"create"} or parts.fragment:
+            raise UsageError(f"'{redact(url)}': use file:///absolute/path[?create=1] (no host or fragment)")
+        self.create = wants_create(url, query)
         root = Path(unquote(parts.path))
         if not root.is_absolute() or str(root) == "/":
             raise UsageError(f"'{redact(url)}': the repository must be an absolute path below /")
@@ -100,7 +102,17 @@ class FilesystemTarget(Target):
     def _already_held(self, name: str, expected: Fixity) -> DepositResult:
         return already_held(name, self._location(name), self.verify(name, expected), expected)
 
+    def destination_problem(self) -> str | None:
+        if self.root.is_dir() or self.create:
+            return None
+        problem = "is not a directory" if os.path.lexists(self.root) else "no such directory"
+        return (f"{self.url}: {problem} (a missing repository is never created unless the URL "
+                "asks for it with ?create=1)")
+
     def _make_root(self) -> None:
+        problem = self.destination_problem()  # also here: the mount may have gone since the command started
+        if problem:
+            raise DepositError(problem)
         try:
             (self.root / WORK_DIR).mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -61,7 +61,7 @@ from pipeline import SOFTWARE_NAME, __version__
 from pipeline.bag.names import unsafe_reason
 from pipeline.deposit.base import (
     DepositResult, already_held, Fixity, Target, algorithms_of, bag_expectations, bag_identity, compare,
-    is_plain_file, mismatch, os_errors, redact, result_counts, safe_join, split_bag_name,
+    is_plain_file, mismatch, os_errors, redact, result_counts, safe_join, split_bag_name, wants_create,
 )
 from pipeline.durable import flush_tree, fsync_path, staging_dir
 from pipeline.errors import DepositError, UsageError
@@ -81,9 +81,10 @@ class OcflTarget(Target):
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
-        query = parse_qs(parts.query)
-        if parts.netloc not in ("", "localhost") or set(query) - {"layout"} or parts.fragment:
-            raise UsageError(f"'{redact(url)}': use ocfl:///absolute/path[?layout=NAME]")
+        query = parse_qs(parts.query, keep_blank_values=True)
+        if parts.netloc not in ("", "localhost") or set(query) - {"layout", "create"} or parts.fragment:
+            raise UsageError(f"'{redact(url)}': use ocfl:///absolute/path[?layout=NAME][&create=1]")
+        self.create = wants_create(url, query)
         root = Path(unquote(parts.path))
         if not root.is_absolute() or str(root) == "/":
             raise UsageError(f"'{redact(url)}': the storage root must be an absolute path below /")
@@ -178,11 +179,24 @@ class OcflTarget(Target):
             raise DepositError(f"{self.root}: layout maps '{identifier}' outside the root ({reason})")
         return self.root / str(rel)
 
+    def destination_problem(self) -> str | None:
+        if (self.root / "0=ocfl_1.1").is_file():
+            return None
+        if self.root.is_dir() and not any(self.root.iterdir()):
+            return None  # an empty directory made for the purpose: the user chose this place
+        if os.path.lexists(self.root):
+            return f"{self.root}: exists but is not an OCFL 1.1 storage root"
+        if self.create:
+            return None
+        return (f"{self.url}: no such directory (a missing storage root is never created unless the URL "
+                "asks for it with ?create=1)")
+
     def _ensure_root(self) -> None:
         if (self.root / "0=ocfl_1.1").is_file():
             return
-        if self.root.exists() and any(self.root.iterdir()):
-            raise DepositError(f"{self.root}: exists but is not an OCFL 1.1 storage root")
+        problem = self.destination_problem()
+        if problem:
+            raise DepositError(problem)
         self.root.parent.mkdir(parents=True, exist_ok=True)
         if self.root.exists():
             self.root.rmdir()  # ocfl-py creates the root itself and refuses an existing one

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pipeline.deposit import open_target
 from pipeline.bag.tagfiles import manifest_algorithms
 from pipeline.deposit.base import DepositResult, Target, bag_expectations, bag_identity, mismatch
-from pipeline.errors import DepositMismatchError, RetryableDepositError
+from pipeline.errors import BagInvalidError, DepositMismatchError, RetryableDepositError
 
 if TYPE_CHECKING:
     from pipeline.ledger import Ledger
@@ -60,6 +60,7 @@ def deposit_bag(bag: Path, url: str, *, ledger: Ledger | None = None, retry: Ret
     name, _ = bag_identity(bag)
     if ledger is not None:
         ledger.bag(name)  # fail before copying anything if the ledger cannot record the result
+    check_source(bag)
     try:
         with _slot(target):
             result = _with_retries(lambda: target.put(bag), retry, sleep)
@@ -76,6 +77,21 @@ def deposit_bag(bag: Path, url: str, *, ledger: Ledger | None = None, retry: Ret
     if ledger is not None:
         _record(ledger, name, result, bag)
     return result
+
+
+def check_source(bag: Path) -> None:
+    """Raise BagInvalidError when ``bag`` itself does not match its own manifests.
+
+    Every payload and tag file is re-read and hashed (the bag validator, streamed) before any copy
+    is made or an already held copy is called identical: a damaged source would otherwise be
+    blamed on the copy (DEP004 and a failed replication event), or an ``unchanged`` copy reported
+    verified against digests nobody read.  Nothing is recorded: no copy was at fault.
+    """
+    from pipeline.bag.validator import validate_bag
+
+    report = validate_bag(bag, depth="full")
+    if not report.valid:
+        raise BagInvalidError(bag, report.errors)
 
 
 def _with_retries(action: Callable[[], T], retry: RetryPolicy, sleep: Callable[[float], None]) -> T:

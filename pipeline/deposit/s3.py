@@ -146,7 +146,7 @@ class S3Target(Target):
 
     def fixity(self, bag_name: str, algorithms: Sequence[str]) -> Fixity:
         if not self._has_marker(bag_name):
-            raise DepositError(f"{self.url}: holds no complete bag named {bag_name}")
+            raise DepositError(f"{redact(self.url)}: holds no complete bag named {bag_name}")
         return self._read_fixity(bag_name, algorithms)
 
     # -- names
@@ -306,7 +306,7 @@ class S3Target(Target):
         try:
             yield
         except NoCredentialsError:
-            raise DepositError(f"{self.url}: no credentials for S3 (set AWS_ACCESS_KEY_ID and "
+            raise DepositError(f"{redact(self.url)}: no credentials for S3 (set AWS_ACCESS_KEY_ID and "
                                "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)") from None
         except ClientError as exc:
             error = exc.response.get("Error", {})
@@ -314,15 +314,15 @@ class S3Target(Target):
             if code in ("404", "NoSuchKey", "NotFound"):
                 raise _NotFound(what) from exc
             if code in _PRECONDITION_CODES:
-                raise _Precondition(f"{self.url}: {what}: {code} {error.get('Message', '')}".rstrip()) from exc
+                raise _Precondition(f"{redact(self.url)}: {what}: {code} {error.get('Message', '')}".rstrip()) from exc
             cls = RetryableDepositError if code in _RETRYABLE_CODES else DepositError
-            raise cls(f"{self.url}: {what}: {code} {error.get('Message', '')}".rstrip()) from exc
+            raise cls(f"{redact(self.url)}: {what}: {code} {error.get('Message', '')}".rstrip()) from exc
         except SSLError as exc:  # a certificate problem does not heal by waiting
-            raise DepositError(f"{self.url}: {what}: TLS failed: {exc}") from exc
+            raise DepositError(f"{redact(self.url)}: {what}: TLS failed: {exc}") from exc
         except (HTTPClientError, BotoConnectionError, IncompleteReadError, ConnectionError, TimeoutError) as exc:
-            raise RetryableDepositError(f"{self.url}: {what}: connection failed ({type(exc).__name__})") from exc
+            raise RetryableDepositError(f"{redact(self.url)}: {what}: connection failed ({type(exc).__name__})") from exc
         except BotoCoreError as exc:
-            raise DepositError(f"{self.url}: {what}: {exc}") from exc
+            raise DepositError(f"{redact(self.url)}: {what}: {exc}") from exc
 
 
 class _NotFound(DepositError):
