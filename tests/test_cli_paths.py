@@ -29,3 +29,24 @@ def test_an_audit_of_a_missing_bags_directory_is_exit_2(tmp_path: Path, cli: Any
     result = cli("audit", "--bags", tmp_path / "missing")
     assert result.returncode == 2 and "bags directory does not exist" in result.stderr
     assert not (tmp_path / "missing").exists()
+
+
+def test_ingest_and_records_check_agree_on_an_empty_records_directory(tmp_path: Path, cli: Any) -> None:
+    empty, bags = tmp_path / "records", tmp_path / "bags"
+    empty.mkdir()
+    ingested = cli("ingest", "--records", empty, "--bags", bags)
+    checked = cli("records", "check", empty)
+    assert ingested.returncode == checked.returncode == 1
+    assert ingested.stderr.strip() == f"strongroom: error: no records found under {empty}"
+    assert f"no records found under {empty}" in checked.stdout
+    assert not bags.exists()
+
+
+def test_a_record_directory_stands_for_its_record_yaml(tmp_path: Path, records_copy: Path, cli: Any,
+                                                       prefect_api_url: str) -> None:
+    record_dir = records_copy / "icg-peru-1986"
+    checked = cli("records", "check", record_dir)
+    assert checked.returncode == 0 and "1 record(s) OK" in checked.stdout
+    out = cli("ingest", record_dir, "--bags", tmp_path / "bags", env={"PREFECT_API_URL": prefect_api_url})
+    assert out.returncode == 0, out.stderr
+    assert "bagged" in out.stdout and (tmp_path / "bags" / "icg-peru-1986.v1").is_dir()

@@ -81,12 +81,10 @@ def run_ingest(args: argparse.Namespace) -> int:
 
     algorithms = check_algorithms(args.algorithms or DEFAULT_ALGORITHMS)
     runner_kind = _runner_kind(args)
-    for record in args.records:
-        if not record.is_file():
-            raise UsageError(f"{record}: no such record file")
     if not args.records and not args.records_dir.is_dir():
         what = "is not a directory" if args.records_dir.exists() else "no such records directory"
         raise UsageError(f"{args.records_dir}: {what}")
+    records = record_files(args.records or [args.records_dir])
     if args.bags.exists() and not args.bags.is_dir():
         raise UsageError(f"{args.bags}: is not a directory (the bags directory)")
     _check_deposit_targets(args.deposit_to)
@@ -111,12 +109,38 @@ def run_ingest(args: argparse.Namespace) -> int:
 
     with display, ledger_environment(args.ledger):
         report = flow(
-            records=[str(r) for r in args.records], records_dir=str(args.records_dir),
+            records=[str(r) for r in records], records_dir=str(args.records_dir),
             bags_dir=str(args.bags), algorithms=list(algorithms),
             use_ledger=not args.no_ledger, deposit_to=list(args.deposit_to),
             records_per_task=args.records_per_task)
     _print_ingest(report, as_json=args.json)
     return int(report["exit_code"])
+
+
+def record_files(targets: list[Path]) -> list[Path]:
+    """The record files that ``targets`` name: files as given, directories searched.
+
+    A record's own directory (holding ``record.yaml``) stands for that record; any other directory
+    stands for every record below it.  A missing path is a usage error (exit 2); a directory
+    without records is a failure (exit 1, nothing created), as for ``records check``.
+    """
+    from pipeline.errors import StrongroomError
+    from pipeline.records import discover_records
+
+    found: list[Path] = []
+    for target in targets:
+        if target.is_file():
+            found.append(target)
+        elif (target / "record.yaml").is_file():
+            found.append(target / "record.yaml")
+        elif target.is_dir():
+            records = discover_records(target)
+            if not records:
+                raise StrongroomError(f"no records found under {target}")
+            found.extend(records)
+        else:
+            raise UsageError(f"{target}: no such record file or directory")
+    return list(dict.fromkeys(found))
 
 
 def _print_ingest(report: dict[str, Any], *, as_json: bool) -> None:
