@@ -50,3 +50,20 @@ def test_a_record_directory_stands_for_its_record_yaml(tmp_path: Path, records_c
     out = cli("ingest", record_dir, "--bags", tmp_path / "bags", env={"PREFECT_API_URL": prefect_api_url})
     assert out.returncode == 0, out.stderr
     assert "bagged" in out.stdout and (tmp_path / "bags" / "icg-peru-1986.v1").is_dir()
+
+
+def test_show_of_a_missing_bag_is_exit_2(tmp_path: Path, cli: Any) -> None:
+    result = cli("show", tmp_path / "nonexistent")
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"strongroom: error: {tmp_path / 'nonexistent'}: no such bag directory"
+
+
+def test_bag_into_a_missing_directory_is_exit_2_and_creates_nothing(tmp_path: Path, cli: Any) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.txt").write_text("a\n")
+    result = cli("bag", source, tmp_path / "missing" / "dest")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{tmp_path / 'missing'}: no such directory" in lines[0]
+    assert not (tmp_path / "missing").exists()

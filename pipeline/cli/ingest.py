@@ -194,6 +194,9 @@ def run_bag(args: argparse.Namespace) -> int:
     if not args.source.is_dir():
         what = "is not a directory" if args.source.exists() else "no such source directory"
         raise UsageError(f"{args.source}: {what}")
+    if not args.dest.parent.is_dir():
+        what = "is not a directory" if args.dest.parent.exists() else "no such directory"
+        raise UsageError(f"{args.dest.parent}: {what} (the new bag's parent)")
     if args.dest.resolve().is_relative_to(args.source.resolve()):
         raise UsageError(f"{args.dest}: the bag cannot be inside its source ({args.source}): the source "
                          "is never changed")
@@ -252,6 +255,10 @@ def run_show(args: argparse.Namespace) -> int:
     """Print a few readable lines per bag."""
     from pipeline.bag.show import describe
 
+    for bag in args.bags:
+        if not bag.is_dir():
+            raise UsageError(f"{bag}: not a bag (not a directory)" if os.path.lexists(bag)
+                             else f"{bag}: no such bag directory")
     for i, bag in enumerate(args.bags):
         if i:
             print()
