@@ -138,6 +138,24 @@ def register_result(result: IngestResult, ledger: Ledger) -> IngestResult:
     return result
 
 
+def unchanged_result(record_path: Path, bags_dir: Path) -> IngestResult | None:
+    """The ``unchanged`` result of a record whose newest bag holds it as it is now, else None.
+
+    Reads what :func:`ingest_record` would read to decide the same, and nothing more; any problem
+    (an invalid record, a missing payload file) is None: the full ingest reports it.
+    """
+    try:
+        loaded = load_record(record_path)
+        payload = resolve_payload(loaded)
+        versions = bag_versions(bags_dir, loaded.record.id)
+        if not versions or not _unchanged(versions[-1], loaded, payload):
+            return None
+        return IngestResult(record_path, "unchanged", loaded.record.id, versions[-1], len(payload),
+                            sum(p.source.stat().st_size for p in payload))
+    except (StrongroomError, OSError):
+        return None
+
+
 def bag_versions(bags_dir: Path, identifier: str) -> list[Path]:
     """The published versions of the bag of ``identifier``, oldest first."""
     if not bags_dir.is_dir():

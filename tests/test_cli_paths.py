@@ -67,3 +67,21 @@ def test_bag_into_a_missing_directory_is_exit_2_and_creates_nothing(tmp_path: Pa
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"{tmp_path / 'missing'}: no such directory" in lines[0]
     assert not (tmp_path / "missing").exists()
+
+
+def test_a_rerun_with_nothing_to_do_starts_no_prefect(tmp_path: Path, records_copy: Path, cli: Any,
+                                                      prefect_api_url: str) -> None:
+    bags = tmp_path / "bags"
+    first = cli("ingest", "--records", records_copy, "--bags", bags, env={"PREFECT_API_URL": prefect_api_url})
+    assert first.returncode == 0, first.stderr
+    # No Prefect server listens on port 9: any flow run would fail to reach it.
+    again = cli("ingest", "--records", records_copy, "--bags", bags, env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    assert again.returncode == 0, again.stderr
+    assert "unchanged  " in again.stdout and "0 bagged, 1 unchanged, 0 failed" in again.stdout
+    # A record not yet registered (ledger removed) needs the flow: the unreachable server is reported.
+    from pipeline.ledger import SQLITE_NAME
+
+    (bags / SQLITE_NAME).unlink()
+    needs_flow = cli("ingest", "--records", records_copy, "--bags", bags,
+                     env={"PREFECT_API_URL": "http://127.0.0.1:9/api"}, timeout=120)
+    assert needs_flow.returncode != 0

@@ -93,6 +93,11 @@ def run_ingest(args: argparse.Namespace) -> int:
     from pipeline.ingest import prepare_bags_dir
 
     prepare_bags_dir(args.bags)  # an unwritable bags directory is one clear line, before Prefect starts
+    quick = _all_unchanged(records, args)
+    if quick is not None:  # nothing to do: no flow, no Prefect start-up (~7 s)
+        report = quick.as_json()
+        _print_ingest(report, as_json=args.json)
+        return int(report["exit_code"])
     from flows.settings import apply_defaults
 
     apply_defaults(verbose=args.verbose)
@@ -115,6 +120,44 @@ def run_ingest(args: argparse.Namespace) -> int:
             records_per_task=args.records_per_task)
     _print_ingest(report, as_json=args.json)
     return int(report["exit_code"])
+
+
+def _all_unchanged(records: list[Path], args: argparse.Namespace) -> Any:
+    """The report of a run in which every record is unchanged and registered, else None.
+
+    Decided before Prefect starts, the way the flow decides it (:func:`pipeline.ingest.unchanged_result`);
+    a run with deposits or anything to bag or register goes through the flow.
+    """
+    from pipeline.ingest import IngestReport, duplicate_identifiers, unchanged_result
+
+    if args.deposit_to or not args.bags.is_dir() or duplicate_identifiers(records):
+        return None
+    results = []
+    for record in records:
+        result = unchanged_result(record, args.bags)
+        if result is None:
+            return None
+        results.append(result)
+    if not args.no_ledger and not _registered([r.bag.name for r in results if r.bag], args):
+        return None
+    return IngestReport(results)
+
+
+def _registered(names: list[str], args: argparse.Namespace) -> bool:
+    """Whether the ledger holds every bag named; False when there is no ledger yet (it is not created)."""
+    from pipeline.errors import LedgerError
+    from pipeline.ledger import SQLITE_NAME, Ledger
+
+    url = args.ledger or os.environ.get("STRONGROOM_LEDGER")
+    if not url and not (args.bags / SQLITE_NAME).is_file():
+        return False
+    with Ledger.open(url, bags_dir=args.bags) as ledger:
+        try:
+            for name in names:
+                ledger.bag(name)
+        except LedgerError:
+            return False
+    return True
 
 
 def record_files(targets: list[Path]) -> list[Path]:
