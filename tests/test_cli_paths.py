@@ -85,3 +85,19 @@ def test_a_rerun_with_nothing_to_do_starts_no_prefect(tmp_path: Path, records_co
     needs_flow = cli("ingest", "--records", records_copy, "--bags", bags,
                      env={"PREFECT_API_URL": "http://127.0.0.1:9/api"}, timeout=120)
     assert needs_flow.returncode != 0
+
+
+def test_every_command_has_a_description_and_shows_its_defaults(cli: Any) -> None:
+    for command in (["bag"], ["show"], ["register"], ["records", "schema"]):
+        shown = cli(*command, "--help")
+        assert shown.returncode == 0
+        paragraphs = shown.stdout.split("\n\n")
+        assert not paragraphs[1].startswith("positional") and not paragraphs[1].startswith("options"), command
+    assert "(default: records)" in cli("ingest", "--help").stdout
+
+
+def test_an_unknown_option_prints_the_commands_usage(cli: Any) -> None:
+    result = cli("show", "--bogus", "x")
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: strongroom show ")
+    assert "unrecognized arguments: --bogus" in result.stderr
