@@ -101,3 +101,15 @@ def test_an_unknown_option_prints_the_commands_usage(cli: Any) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("usage: strongroom show ")
     assert "unrecognized arguments: --bogus" in result.stderr
+
+
+def test_a_huge_title_is_refused_in_one_line_naming_file_and_field(records_copy: Path, cli: Any) -> None:
+    record = records_copy / "icg-peru-1986" / "record.yaml"
+    text = record.read_text(encoding="utf-8")
+    old = "Large-scale Massacre of Prisoners in Peru, 1986 - ICG"
+    assert old in text
+    record.write_text(text.replace(old, "T" * 3_000_000, 1), encoding="utf-8")
+    result = cli("records", "check", record)
+    assert result.returncode == 1
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"{record}: dc.title: 3,000,000 characters: at most 2,000")
