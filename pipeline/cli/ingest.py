@@ -84,12 +84,12 @@ def run_ingest(args: argparse.Namespace) -> int:
     if not args.records and not args.records_dir.is_dir():
         what = "is not a directory" if args.records_dir.exists() else "no such records directory"
         raise UsageError(f"{args.records_dir}: {what}")
-    records = record_files(args.records or [args.records_dir])
     if args.bags.exists() and not args.bags.is_dir():
         raise UsageError(f"{args.bags}: is not a directory (the bags directory)")
     _check_deposit_targets(args.deposit_to)
     if args.records_per_task is not None and args.records_per_task < 1:
         raise UsageError("--records-per-task must be at least 1")
+    records = record_files(args.records or [args.records_dir])  # after the usage checks: those are exit 2
     from pipeline.ingest import prepare_bags_dir
 
     prepare_bags_dir(args.bags)  # an unwritable bags directory is one clear line, before Prefect starts
