@@ -57,12 +57,13 @@ class IngestResult:
     bytes: int = 0
     error: str | None = None
     events: list[PremisEvent] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # worth saying, not a problem (e.g. no digest stated)
 
     def as_row(self) -> dict[str, Any]:
         """A flat, JSON-ready view (for --json, reports and Prefect artifacts)."""
         return {"record": str(self.record), "identifier": self.identifier,
                 "bag": str(self.bag) if self.bag else None, "files": self.files,
-                "bytes": self.bytes, "outcome": self.outcome, "error": self.error}
+                "bytes": self.bytes, "outcome": self.outcome, "error": self.error, "notes": self.notes}
 
 
 @dataclass(frozen=True)
@@ -213,8 +214,10 @@ def _ingest(record_path: Path, bags_dir: Path, options: IngestOptions) -> Ingest
     except FixityError as exc:  # say which record and which of its payload files
         rel = Path(exc.path).relative_to(loaded.root).as_posix()
         raise FixityError(f"{loaded.path}: payload '{rel}'", exc.algorithm, exc.expected, exc.found) from exc
+    notes = [f"{record_path}: no digest stated for '{p.path}': fixity starts at ingest"
+             for p in record.payload if not p.checksums]
     return IngestResult(record_path, "bagged", record.id, written.path, len(written.payload),
-                        written.octets, events=events)
+                        written.octets, events=events, notes=notes)
 
 
 def _next_version(versions: Sequence[Path]) -> int:

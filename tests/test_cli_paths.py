@@ -113,3 +113,18 @@ def test_a_huge_title_is_refused_in_one_line_naming_file_and_field(records_copy:
     assert result.returncode == 1
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"{record}: dc.title: 3,000,000 characters: at most 2,000")
+
+
+def test_a_payload_without_a_stated_digest_is_noted_at_ingest(tmp_path: Path, records_copy: Path, cli: Any,
+                                                              prefect_api_url: str) -> None:
+    import re
+
+    record = records_copy / "icg-peru-1986" / "record.yaml"
+    text = record.read_text(encoding="utf-8")
+    stripped = re.sub(r"\n    checksums:\n(      .*\n)+", "\n", text)
+    assert stripped != text
+    record.write_text(stripped, encoding="utf-8")
+    out = cli("ingest", record, "--bags", tmp_path / "bags", env={"PREFECT_API_URL": prefect_api_url})
+    assert out.returncode == 0, out.stderr
+    assert (f"note: {record}: no digest stated for '000_5b99444169de3d3a.txt': fixity starts at ingest"
+            in out.stdout.splitlines())

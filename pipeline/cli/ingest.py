@@ -195,6 +195,8 @@ def _print_ingest(report: dict[str, Any], *, as_json: bool) -> None:
             print(f"strongroom: error: {row['error']}", file=sys.stderr)
         else:
             print(f"{row['outcome']:>9}  {row['bag']}  ({row['files']} file(s), {row['bytes']:,} bytes)")
+        for note in row.get("notes") or ():
+            print(f"note: {note}")
     n = len(report["records"])
     print(f"{n} record(s): {report['bagged']} bagged, {report['unchanged']} unchanged, "
           f"{report['failed']} failed")
