@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +109,8 @@ def run_ingest(args: argparse.Namespace) -> int:
         from flows.runners import task_runner
 
         flow = flow.with_options(task_runner=task_runner(runner_kind, args.dask_address))  # type: ignore[arg-type]
-    display = _Display(enabled=sys.stdout.isatty() and not args.json)
-    ingest_flows.set_progress(display.result)
+    display = _Display(enabled=sys.stdout.isatty() and not args.json, records=records)
+    ingest_flows.set_progress(display.result, display.copied)
     from flows.settings import ledger_environment
 
     with display, ledger_environment(args.ledger):
@@ -203,30 +204,62 @@ def _print_ingest(report: dict[str, Any], *, as_json: bool) -> None:
 
 
 class _Display:
-    """A progress bar over records when stdout is a terminal; nothing otherwise."""
+    """On a terminal, a bar of the payload bytes bagged (rate, time left); nothing otherwise.
 
-    def __init__(self, *, enabled: bool) -> None:
+    Bytes come from the writer while each record's payload is copied and, for a record that needs
+    no new bag, from its result; the total is the size of every record's payload, read up front.
+    """
+
+    def __init__(self, *, enabled: bool, records: list[Path] | None = None) -> None:
         self.enabled = enabled
-        self._progress: Any = None
-        self._task: Any = None
+        self._records = list(records or [])
+        self._context: Any = None
+        self._meter: Any = None
+        self._lock = threading.Lock()
+        self._done: dict[Path, tuple[int, int]] = {}
 
     def __enter__(self) -> "_Display":
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from pipeline.progress import progress_bar
 
-            self._progress = Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), TextColumn("{task.description}"), transient=True)
-            self._progress.start()
-            self._task = self._progress.add_task("starting Prefect…", total=None)
+            octets, files = _payload_totals(self._records)
+            self._context = progress_bar("ingest", total_bytes=octets, total_files=files)
+            self._meter = self._context.__enter__()
         return self
 
+    def copied(self, record: Path, octets: int, files: int) -> None:
+        self._update(record, octets, files)
+
     def result(self, result: Any) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, advance=1, description=f"{result.record.name}: {result.outcome}")
+        self._update(result.record, result.bytes, result.files)
+
+    def _update(self, record: Path, octets: int, files: int) -> None:
+        if self._meter is None:
+            return
+        with self._lock:
+            self._done[record] = (octets, files)
+            self._meter(sum(b for b, _ in self._done.values()), sum(f for _, f in self._done.values()))
 
     def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+        if self._context is not None:
+            self._context.__exit__(None, None, None)
+
+
+def _payload_totals(records: list[Path]) -> tuple[int | None, int | None]:
+    """The bytes and files of every record's payload; None when a record cannot be read (the run says why)."""
+    from pipeline.errors import StrongroomError
+    from pipeline.ingest import resolve_payload
+    from pipeline.records import load_record
+
+    octets = files = 0
+    try:
+        for record in records:
+            payload = resolve_payload(load_record(record))
+            octets += sum(p.source.stat().st_size for p in payload)
+            files += len(payload)
+    except (StrongroomError, OSError):
+        return None, None
+    return octets, files
 
 
 def run_bag(args: argparse.Namespace) -> int:
