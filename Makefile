@@ -16,8 +16,11 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@# pip's and setuptools' own output (banners, warnings) goes to a log, shown only if the install fails
+	@echo "strongroom: installing into $(VENV) (log: $(VENV)/install.log)"
+	@{ $(BIN)/python -m pip install --quiet --upgrade pip && \
+	   $(BIN)/python -m pip install --quiet -e '.[test]'; } >$(VENV)/install.log 2>&1 || \
+	 { cat $(VENV)/install.log; echo "strongroom: error: the install failed (log: $(VENV)/install.log)"; exit 1; }
 	@touch $@
 
 install: $(STAMP)

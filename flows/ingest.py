@@ -46,10 +46,24 @@ ARTIFACT_KEY = "strongroom-ingest"
 _on_result: Callable[[IngestResult], None] | None = None
 
 
-def set_progress(callback: Callable[[IngestResult], None] | None) -> None:
-    """Call ``callback`` in this process as each record finishes (used for the terminal display)."""
-    global _on_result
-    _on_result = callback
+#: Set by the CLI with set_progress: (record, bytes copied, files copied) while a record is bagged.
+_on_bytes: Callable[[Path, int, int], None] | None = None
+
+
+def set_progress(callback: Callable[[IngestResult], None] | None,
+                 on_bytes: Callable[[Path, int, int], None] | None = None) -> None:
+    """Call ``callback`` in this process as each record finishes, and ``on_bytes`` as its payload is
+    copied (cumulative for that record); used for the terminal display."""
+    global _on_result, _on_bytes
+    _on_result, _on_bytes = callback, on_bytes
+
+
+def _record_progress(record_path: Path) -> Callable[[int, int], None] | None:
+    """The writer's progress callback for one record, reporting to ``_on_bytes``."""
+    report = _on_bytes
+    if report is None:
+        return None
+    return lambda done, files: report(record_path, done, files)
 
 
 #: Runs of at most this many records get one task per record.
@@ -81,7 +95,8 @@ def ingest_records_task(record_paths: list[Path], bags_dir: Path, algorithms: tu
     ledger = None
     try:
         for record_path in record_paths:
-            result = ingest_record(record_path, bags_dir, IngestOptions(algorithms=algorithms))
+            result = ingest_record(record_path, bags_dir, IngestOptions(algorithms=algorithms,
+                                                                        progress=_record_progress(record_path)))
             results.append(result)
             if result.bag is None or not (use_ledger or deposit_to):
                 continue

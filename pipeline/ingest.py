@@ -57,12 +57,13 @@ class IngestResult:
     bytes: int = 0
     error: str | None = None
     events: list[PremisEvent] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # worth saying, not a problem (e.g. no digest stated)
 
     def as_row(self) -> dict[str, Any]:
         """A flat, JSON-ready view (for --json, reports and Prefect artifacts)."""
         return {"record": str(self.record), "identifier": self.identifier,
                 "bag": str(self.bag) if self.bag else None, "files": self.files,
-                "bytes": self.bytes, "outcome": self.outcome, "error": self.error}
+                "bytes": self.bytes, "outcome": self.outcome, "error": self.error, "notes": self.notes}
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,24 @@ def register_result(result: IngestResult, ledger: Ledger) -> IngestResult:
     return result
 
 
+def unchanged_result(record_path: Path, bags_dir: Path) -> IngestResult | None:
+    """The ``unchanged`` result of a record whose newest bag holds it as it is now, else None.
+
+    Reads what :func:`ingest_record` would read to decide the same, and nothing more; any problem
+    (an invalid record, a missing payload file) is None: the full ingest reports it.
+    """
+    try:
+        loaded = load_record(record_path)
+        payload = resolve_payload(loaded)
+        versions = bag_versions(bags_dir, loaded.record.id)
+        if not versions or not _unchanged(versions[-1], loaded, payload):
+            return None
+        return IngestResult(record_path, "unchanged", loaded.record.id, versions[-1], len(payload),
+                            sum(p.source.stat().st_size for p in payload))
+    except (StrongroomError, OSError):
+        return None
+
+
 def bag_versions(bags_dir: Path, identifier: str) -> list[Path]:
     """The published versions of the bag of ``identifier``, oldest first."""
     if not bags_dir.is_dir():
@@ -195,8 +214,10 @@ def _ingest(record_path: Path, bags_dir: Path, options: IngestOptions) -> Ingest
     except FixityError as exc:  # say which record and which of its payload files
         rel = Path(exc.path).relative_to(loaded.root).as_posix()
         raise FixityError(f"{loaded.path}: payload '{rel}'", exc.algorithm, exc.expected, exc.found) from exc
+    notes = [f"{record_path}: no digest stated for '{p.path}': fixity starts at ingest"
+             for p in record.payload if not p.checksums]
     return IngestResult(record_path, "bagged", record.id, written.path, len(written.payload),
-                        written.octets, events=events)
+                        written.octets, events=events, notes=notes)
 
 
 def _next_version(versions: Sequence[Path]) -> int:

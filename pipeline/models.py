@@ -27,6 +27,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -245,6 +246,26 @@ class DublinCore(_Frozen):
     relation: LangTexts = ()
     coverage: LangTexts = ()
     rights: LangTexts = ()
+
+    @field_validator("*")
+    @classmethod
+    def _bounded(cls, values: tuple[Any, ...], info: ValidationInfo) -> tuple[Any, ...]:
+        """Each value at most its field's length: a title goes into bag-info.txt and every catalogue."""
+        limit = DC_MAX_CHARS.get(info.field_name or "", DC_DEFAULT_MAX_CHARS)
+        for value in values:
+            text = value.value if isinstance(value, LangString) else str(value)
+            if len(text) > limit:
+                raise PydanticCustomError(
+                    "too_long", "{length} characters: at most {limit} are allowed in this field",
+                    {"length": f"{len(text):,}", "limit": f"{limit:,}"})
+        return values
+
+
+#: The longest value, in characters, of a Dublin Core field; the others: DC_DEFAULT_MAX_CHARS.
+#: A title or name is a line in bag-info.txt; a description or rights statement may be long prose.
+DC_MAX_CHARS = {"title": 2_000, "creator": 2_000, "contributor": 2_000, "publisher": 2_000,
+                "description": 100_000, "rights": 20_000}
+DC_DEFAULT_MAX_CHARS = 10_000
 
 
 class DateStatement(_Frozen):

@@ -245,7 +245,7 @@ def test_show_escapes_control_characters_from_bag_info(tmp_path: Path) -> None:
     out = run_cli("show", tmp_path / "bag")
     assert out.returncode == 0 and "\x1b" not in out.stdout and "\\x1b]0;pwned\\x07 title" in out.stdout
     missing = run_cli("show", tmp_path / "absent")
-    assert missing.returncode == 1 and "no such file or directory" in missing.stderr
+    assert missing.returncode == 2 and "no such bag directory" in missing.stderr  # a missing path: usage
 
 
 @pytest.mark.postgres

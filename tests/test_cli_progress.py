@@ -89,3 +89,19 @@ def test_audit_shows_a_bar_of_bytes_and_files_on_a_terminal(make_bag: Callable[.
     assert f"{checked:,} files" in shown
     octets = sum(p.stat().st_size for b in bags for p in b.rglob("*") if p.is_file())
     assert f"{octets / 1000:.1f}/{octets / 1000:.1f} kB" in shown  # the last redraw: all of it re-read
+
+
+def test_ingest_shows_a_bar_of_payload_bytes_on_a_terminal(tmp_path: Path, records_copy: Path,
+                                                           prefect_api_url: str) -> None:
+    import re
+
+    record = records_copy / "icg-peru-1986" / "record.yaml"
+    text = record.read_text(encoding="utf-8")
+    payload = records_copy / "icg-peru-1986" / "000_5b99444169de3d3a.txt"
+    payload.write_bytes(b"x" * (4 << 20))  # a few MB, stated digests removed to match
+    record.write_text(re.sub(r"\n    checksums:\n(      .*\n)+", "\n", text), encoding="utf-8")
+    code, shown = _on_terminal("ingest", record, "--bags", tmp_path / "bags",
+                               env={"PREFECT_API_URL": prefect_api_url})
+    assert code == 0, shown
+    assert "4.2/4.2 MB" in shown and "1/1 files" in shown  # bytes and files, not records
+    assert "0/?" not in shown

@@ -240,7 +240,7 @@ def test_cli_records_check_missing_path_is_a_usage_error(tmp_path: Path) -> None
 def test_cli_records_check_directory_without_records_fails(tmp_path: Path) -> None:
     result = run_cli("records", "check", tmp_path)
     assert result.returncode == 1
-    assert "no record files" in result.stdout
+    assert f"no records found under {tmp_path}" in result.stdout
 
 
 def test_cli_records_schema_prints_the_schema() -> None:

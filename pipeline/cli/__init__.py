@@ -18,6 +18,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import Any
 
 from pipeline.errors import StrongroomError, UsageError
 
@@ -36,6 +37,47 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default, unless its help already states it or there is none worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser: its defaults in ``--help``, its one-line help as its description, and an
+    unknown option reported with the command's own usage (argparse leaves it to the top level)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _Commands)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("help") and kwargs.get("default") not in (None, False, []):
+            kwargs["help"] = "(default: %(default)s)"  # argparse prints no line for an option without help
+        return super().add_argument(*args, **kwargs)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
+class _Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Subcommands whose description defaults to their one-line help."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if kwargs.get("help") and not kwargs.get("description"):
+            text = str(kwargs["help"])
+            kwargs["description"] = text[0].upper() + text[1:] + "."
+        return super().add_parser(name, **kwargs)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser: every command (also used by the docs and tests), or only ``command``'s.
 
@@ -47,7 +89,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         epilog="Add --debug anywhere to see a traceback on errors.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.register("action", "parsers", _Commands)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_CommandParser)
     modules = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
     for name in modules:
         importlib.import_module(name).register(sub)

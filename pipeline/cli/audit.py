@@ -44,6 +44,9 @@ def register(sub: "argparse._SubParsersAction[Any]") -> None:
     a.add_argument("--json", nargs="?", const="-", metavar="FILE",
                    help="write the report as JSON to FILE (or to standard output instead of the text)")
     a.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report")
+    a.add_argument("--create-ledger", action="store_true",
+                   help="create an empty SQLite ledger in --bags when there is none (otherwise a missing "
+                        "ledger is an error: a mistyped path must not look like an audit that passed)")
     a.set_defaults(handler=run_audit_command)
 
     e = sub.add_parser("events", help="export a bag's full PREMIS history (XML) from the ledger")
@@ -94,6 +97,22 @@ def audit_options(args: argparse.Namespace) -> Any:
     return replace(options, batch_size=batch) if batch is not None else options
 
 
+def _require_ledger(args: argparse.Namespace) -> None:
+    """UsageError when the audit would read a SQLite ledger that does not exist (it is not created).
+
+    An audit of a mistyped or empty path would otherwise create a ledger there and report that
+    no bag was due, exit 0, for ever.  A database URL (--ledger, $STRONGROOM_LEDGER) is not checked
+    here: opening it fails in one line if it cannot be reached.
+    """
+    from pipeline.ledger import SQLITE_NAME, resolve_url
+
+    url = resolve_url(args.ledger, args.bags)  # a missing bags directory: one line, exit 2
+    path = args.bags / SQLITE_NAME
+    if url.startswith("sqlite:///") and url.endswith("/" + SQLITE_NAME) and not path.is_file():
+        raise UsageError(f"{path}: no ledger to audit (no bag was ever registered here; "
+                         "use --create-ledger to start an empty one)")
+
+
 def _open(args: argparse.Namespace) -> Any:
     from pipeline.ledger import Ledger
 
@@ -126,6 +145,8 @@ def run_audit_command(args: argparse.Namespace) -> int:
     json_file = Path(args.json) if args.json not in (None, "-") else None
     for output in (json_file, args.html):
         check_output(output)  # before the run: an audit can take hours
+    if not args.create_ledger:
+        _require_ledger(args)
     with _open(args) as ledger, _audit_progress(ledger, options) as on_bag:
         report = run_audit(ledger, options, on_bag=on_bag)
         unregistered = _unregistered(args.bags, ledger) if args.ledger is None else []
@@ -137,6 +158,8 @@ def run_audit_command(args: argparse.Namespace) -> int:
         _write(json_file, audit_report.to_json_text(report).encode("utf-8"))
     if args.html is not None:
         _write(args.html, audit_report.to_html(report).encode("utf-8"))
+    if not report.bags and args.json != "-":
+        print("checked nothing: no bag was due")
     if unregistered:
         print(f"note: {len(unregistered)} bag(s) in {args.bags} are not in the ledger and were not audited "
               f"(strongroom register): {', '.join(unregistered[:5])}{' ...' if len(unregistered) > 5 else ''}",

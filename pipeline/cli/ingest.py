@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +82,6 @@ def run_ingest(args: argparse.Namespace) -> int:
 
     algorithms = check_algorithms(args.algorithms or DEFAULT_ALGORITHMS)
     runner_kind = _runner_kind(args)
-    for record in args.records:
-        if not record.is_file():
-            raise UsageError(f"{record}: no such record file")
     if not args.records and not args.records_dir.is_dir():
         what = "is not a directory" if args.records_dir.exists() else "no such records directory"
         raise UsageError(f"{args.records_dir}: {what}")
@@ -92,9 +90,15 @@ def run_ingest(args: argparse.Namespace) -> int:
     _check_deposit_targets(args.deposit_to)
     if args.records_per_task is not None and args.records_per_task < 1:
         raise UsageError("--records-per-task must be at least 1")
+    records = record_files(args.records or [args.records_dir])  # after the usage checks: those are exit 2
     from pipeline.ingest import prepare_bags_dir
 
     prepare_bags_dir(args.bags)  # an unwritable bags directory is one clear line, before Prefect starts
+    quick = _all_unchanged(records, args)
+    if quick is not None:  # nothing to do: no flow, no Prefect start-up (~7 s)
+        report = quick.as_json()
+        _print_ingest(report, as_json=args.json)
+        return int(report["exit_code"])
     from flows.settings import apply_defaults
 
     apply_defaults(verbose=args.verbose)
@@ -105,18 +109,82 @@ def run_ingest(args: argparse.Namespace) -> int:
         from flows.runners import task_runner
 
         flow = flow.with_options(task_runner=task_runner(runner_kind, args.dask_address))  # type: ignore[arg-type]
-    display = _Display(enabled=sys.stdout.isatty() and not args.json)
-    ingest_flows.set_progress(display.result)
+    display = _Display(enabled=sys.stdout.isatty() and not args.json, records=records)
+    ingest_flows.set_progress(display.result, display.copied)
     from flows.settings import ledger_environment
 
     with display, ledger_environment(args.ledger):
         report = flow(
-            records=[str(r) for r in args.records], records_dir=str(args.records_dir),
+            records=[str(r) for r in records], records_dir=str(args.records_dir),
             bags_dir=str(args.bags), algorithms=list(algorithms),
             use_ledger=not args.no_ledger, deposit_to=list(args.deposit_to),
             records_per_task=args.records_per_task)
     _print_ingest(report, as_json=args.json)
     return int(report["exit_code"])
+
+
+def _all_unchanged(records: list[Path], args: argparse.Namespace) -> Any:
+    """The report of a run in which every record is unchanged and registered, else None.
+
+    Decided before Prefect starts, the way the flow decides it (:func:`pipeline.ingest.unchanged_result`);
+    a run with deposits or anything to bag or register goes through the flow.
+    """
+    from pipeline.ingest import IngestReport, duplicate_identifiers, unchanged_result
+
+    if args.deposit_to or not args.bags.is_dir() or duplicate_identifiers(records):
+        return None
+    results = []
+    for record in records:
+        result = unchanged_result(record, args.bags)
+        if result is None:
+            return None
+        results.append(result)
+    if not args.no_ledger and not _registered([r.bag.name for r in results if r.bag], args):
+        return None
+    return IngestReport(results)
+
+
+def _registered(names: list[str], args: argparse.Namespace) -> bool:
+    """Whether the ledger holds every bag named; False when there is no ledger yet (it is not created)."""
+    from pipeline.errors import LedgerError
+    from pipeline.ledger import SQLITE_NAME, Ledger
+
+    url = args.ledger or os.environ.get("STRONGROOM_LEDGER")
+    if not url and not (args.bags / SQLITE_NAME).is_file():
+        return False
+    with Ledger.open(url, bags_dir=args.bags) as ledger:
+        try:
+            for name in names:
+                ledger.bag(name)
+        except LedgerError:
+            return False
+    return True
+
+
+def record_files(targets: list[Path]) -> list[Path]:
+    """The record files that ``targets`` name: files as given, directories searched.
+
+    A record's own directory (holding ``record.yaml``) stands for that record; any other directory
+    stands for every record below it.  A missing path is a usage error (exit 2); a directory
+    without records is a failure (exit 1, nothing created), as for ``records check``.
+    """
+    from pipeline.errors import StrongroomError
+    from pipeline.records import discover_records
+
+    found: list[Path] = []
+    for target in targets:
+        if target.is_file():
+            found.append(target)
+        elif (target / "record.yaml").is_file():
+            found.append(target / "record.yaml")
+        elif target.is_dir():
+            records = discover_records(target)
+            if not records:
+                raise StrongroomError(f"no records found under {target}")
+            found.extend(records)
+        else:
+            raise UsageError(f"{target}: no such record file or directory")
+    return list(dict.fromkeys(found))
 
 
 def _print_ingest(report: dict[str, Any], *, as_json: bool) -> None:
@@ -128,36 +196,70 @@ def _print_ingest(report: dict[str, Any], *, as_json: bool) -> None:
             print(f"strongroom: error: {row['error']}", file=sys.stderr)
         else:
             print(f"{row['outcome']:>9}  {row['bag']}  ({row['files']} file(s), {row['bytes']:,} bytes)")
+        for note in row.get("notes") or ():
+            print(f"note: {note}")
     n = len(report["records"])
     print(f"{n} record(s): {report['bagged']} bagged, {report['unchanged']} unchanged, "
           f"{report['failed']} failed")
 
 
 class _Display:
-    """A progress bar over records when stdout is a terminal; nothing otherwise."""
+    """On a terminal, a bar of the payload bytes bagged (rate, time left); nothing otherwise.
 
-    def __init__(self, *, enabled: bool) -> None:
+    Bytes come from the writer while each record's payload is copied and, for a record that needs
+    no new bag, from its result; the total is the size of every record's payload, read up front.
+    """
+
+    def __init__(self, *, enabled: bool, records: list[Path] | None = None) -> None:
         self.enabled = enabled
-        self._progress: Any = None
-        self._task: Any = None
+        self._records = list(records or [])
+        self._context: Any = None
+        self._meter: Any = None
+        self._lock = threading.Lock()
+        self._done: dict[Path, tuple[int, int]] = {}
 
     def __enter__(self) -> "_Display":
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from pipeline.progress import progress_bar
 
-            self._progress = Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), TextColumn("{task.description}"), transient=True)
-            self._progress.start()
-            self._task = self._progress.add_task("starting Prefect…", total=None)
+            octets, files = _payload_totals(self._records)
+            self._context = progress_bar("ingest", total_bytes=octets, total_files=files)
+            self._meter = self._context.__enter__()
         return self
 
+    def copied(self, record: Path, octets: int, files: int) -> None:
+        self._update(record, octets, files)
+
     def result(self, result: Any) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, advance=1, description=f"{result.record.name}: {result.outcome}")
+        self._update(result.record, result.bytes, result.files)
+
+    def _update(self, record: Path, octets: int, files: int) -> None:
+        if self._meter is None:
+            return
+        with self._lock:
+            self._done[record] = (octets, files)
+            self._meter(sum(b for b, _ in self._done.values()), sum(f for _, f in self._done.values()))
 
     def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+        if self._context is not None:
+            self._context.__exit__(None, None, None)
+
+
+def _payload_totals(records: list[Path]) -> tuple[int | None, int | None]:
+    """The bytes and files of every record's payload; None when a record cannot be read (the run says why)."""
+    from pipeline.errors import StrongroomError
+    from pipeline.ingest import resolve_payload
+    from pipeline.records import load_record
+
+    octets = files = 0
+    try:
+        for record in records:
+            payload = resolve_payload(load_record(record))
+            octets += sum(p.source.stat().st_size for p in payload)
+            files += len(payload)
+    except (StrongroomError, OSError):
+        return None, None
+    return octets, files
 
 
 def run_bag(args: argparse.Namespace) -> int:
@@ -170,6 +272,9 @@ def run_bag(args: argparse.Namespace) -> int:
     if not args.source.is_dir():
         what = "is not a directory" if args.source.exists() else "no such source directory"
         raise UsageError(f"{args.source}: {what}")
+    if not args.dest.parent.is_dir():
+        what = "is not a directory" if args.dest.parent.exists() else "no such directory"
+        raise UsageError(f"{args.dest.parent}: {what} (the new bag's parent)")
     if args.dest.resolve().is_relative_to(args.source.resolve()):
         raise UsageError(f"{args.dest}: the bag cannot be inside its source ({args.source}): the source "
                          "is never changed")
@@ -228,6 +333,10 @@ def run_show(args: argparse.Namespace) -> int:
     """Print a few readable lines per bag."""
     from pipeline.bag.show import describe
 
+    for bag in args.bags:
+        if not bag.is_dir():
+            raise UsageError(f"{bag}: not a bag (not a directory)" if os.path.lexists(bag)
+                             else f"{bag}: no such bag directory")
     for i, bag in enumerate(args.bags):
         if i:
             print()

@@ -54,7 +54,7 @@ def _record_paths(targets: list[Path]) -> tuple[list[Path], list[str]]:
         if target.is_dir():
             found = discover_records(target)
             if not found:
-                problems.append(f"{target}: no record files (record.yaml, *.record.yaml) found")
+                problems.append(f"no records found under {target}")
             paths.extend(found)
         elif target.exists():
             paths.append(target)
