@@ -7,7 +7,8 @@ command, only that command's module is imported (``strongroom validate`` need no
 anything else build the full parser.  Commands that run a Prefect flow import ``flows`` lazily
 inside their handler, so ``bag``, ``validate`` and ``show`` never pay Prefect's import cost.
 
-Exit codes: 0 success, 1 the work found a problem or failed, 2 usage error.
+Exit codes: 0 success, 1 the work found a problem or failed, 2 usage error, 3 an internal error
+(a failure Strongroom did not foresee: a bug to report, never a verdict on the archive).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipeline.errors import StrongroomError, UsageError
+
+#: Exit code of a failure nobody foresaw, kept apart from 1 ("invalid", "damaged") so that a
+#: cron job or a script never reads a crash as a verdict on a bag.
+INTERNAL_ERROR = 3
 
 #: command -> the module that registers it, in the order ``--help`` lists them.
 COMMANDS: dict[str, str] = {
@@ -124,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("strongroom: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the front door turns every failure into one line
-        return _fail(exc, debug, code=1, unexpected=True)
+        return _fail(exc, debug, code=INTERNAL_ERROR, unexpected=True)
 
 
 def _fail(exc: BaseException, debug: bool, *, code: int, unexpected: bool = False) -> int:

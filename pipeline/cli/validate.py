@@ -7,6 +7,7 @@ shown but do not fail), 1 when any bag is invalid, 2 on a usage error.  Never im
 from __future__ import annotations
 
 import argparse
+import traceback
 import json
 import os
 import sys
@@ -50,8 +51,17 @@ def run(args: argparse.Namespace) -> int:
         profile = load_profile(args.profile)
     bags = list(_bags(args.paths, recursive=args.recursive))
     reports: list[ValidationReport] = []
+    crashed = 0
     for bag in bags:
-        report = _validate_with_progress(bag, args.depth, profile)
+        try:
+            report = _validate_with_progress(bag, args.depth, profile)
+        except Exception as exc:  # noqa: BLE001 - one bag's failure never stops the others
+            if getattr(args, "debug", False):
+                traceback.print_exception(exc)
+            crashed += 1
+            print(printable(f"{bag}: internal error: {type(exc).__name__}: {exc}; not validated "
+                            "(run with --debug for details)"), file=sys.stderr)
+            continue
         reports.append(report)
         if not args.json:
             _print_report(report)
@@ -61,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
     elif len(reports) > 1:
         bad = sum(not r.valid for r in reports)
         print(f"{len(reports)} bag(s) validated: {len(reports) - bad} valid, {bad} invalid")
+    if crashed:
+        from pipeline.cli import INTERNAL_ERROR
+
+        return INTERNAL_ERROR
     return 0 if all(r.valid for r in reports) else 1
 
 
