@@ -51,7 +51,7 @@ def test_deposit_shows_a_bar_of_bags_bytes_and_files_on_a_terminal(
         make_bag: Callable[..., Path], tmp_path: Path) -> None:
     bags = [make_bag("alpha", files={"a.txt": b"a" * 3000}), make_bag("beta", files={"b.txt": b"b" * 5000})]
     target = tmp_path / "repo"
-    code, shown = _on_terminal("deposit", *bags, "--to", f"file://{target}", "--no-flow", "--no-ledger")
+    code, shown = _on_terminal("deposit", *bags, "--to", f"file://{target}?create=1", "--no-flow", "--no-ledger")
     assert code == 0, shown
     assert "depositing to file" in shown
     total_files = sum(1 for b in bags for p in b.rglob("*") if p.is_file())
@@ -61,7 +61,7 @@ def test_deposit_shows_a_bar_of_bags_bytes_and_files_on_a_terminal(
 
 def test_deposit_in_a_pipe_prints_only_its_report(make_bag: Callable[..., Path], tmp_path: Path) -> None:
     bag = make_bag("gamma")
-    done = run_cli("deposit", bag, "--to", f"file://{tmp_path / 'repo'}", "--no-flow", "--no-ledger",
+    done = run_cli("deposit", bag, "--to", f"file://{tmp_path / 'repo'}?create=1", "--no-flow", "--no-ledger",
                    env={"TERM": "xterm"})
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""

@@ -150,3 +150,19 @@ def test_serve_refuses_bad_options_before_starting_prefect(tmp_path: Path,
     assert "no such records directory" in capsys.readouterr().err
     assert main(["serve", "--records", str(tmp_path), "--bags", str(tmp_path), "--older-than", "x"]) == 2
     assert "not a duration" in capsys.readouterr().err
+
+
+def test_a_ledger_password_never_reaches_the_deployments(tmp_path: Path) -> None:
+    """The ledger URL travels to the served flow runs in the environment, never as a parameter
+    (Prefect shows parameters in its UI and API)."""
+    import json
+
+    from flows.serve import ServeOptions, deployments
+
+    secret = "postgresql+psycopg://strongroom:s3cret-pw@127.0.0.1:5432/ledger"
+    built = deployments(ServeOptions(records_dir=tmp_path, bags_dir=tmp_path, ledger_url=secret))
+    assert len(built) == 2
+    for deployment in built:
+        shown = json.dumps(deployment.model_dump(mode="json"), default=str)
+        assert "s3cret-pw" not in shown
+        assert not any("ledger" in key for key in deployment.parameters)

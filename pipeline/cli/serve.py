@@ -111,8 +111,23 @@ def run_serve(args: argparse.Namespace) -> int:
             raise
     if died:
         raise ServerError(_death_message(died[0]))
+    _quiet_teardown()
     print("strongroom serve: stopped", flush=True)
     return 0
+
+
+def _quiet_teardown() -> None:
+    """After a stop by signal, keep the interpreter's teardown noise off the user's terminal.
+
+    A signal that lands while Prefect's runner is still starting leaves its event loop and its
+    start coroutine unfinished; when they are collected at exit Python prints "Exception ignored
+    in BaseEventLoop.__del__" and "coroutine ... was never awaited".  They are not failures of the
+    stop (the runner and the server are already down), so they are not shown.
+    """
+    import warnings
+
+    warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
+    sys.unraisablehook = lambda unraisable: None
 
 
 def _death_message(code: int) -> str:
