@@ -178,7 +178,8 @@ def _deposit(result: IngestResult, targets: Sequence[str], ledger: Any) -> None:
         bag = result.bag
         try:
             for bag in [*_undeposited_earlier_versions(result.bag, url), result.bag]:
-                deposit_bag(bag, url, ledger=ledger)
+                done = deposit_bag(bag, url, ledger=ledger)
+                result.notes.append(done.line())  # every deposit's outcome is printed
         except StrongroomError as exc:
             result.outcome, result.error = "failed", f"bag {result.bag.name} made, deposit of {bag.name} failed: {exc}"
             return

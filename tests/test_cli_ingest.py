@@ -211,6 +211,8 @@ def test_ingest_deposits_each_new_bag_where_asked(tmp_path: Path, records_copy: 
     assert (store / "icg-peru-1986.v1" / "data" / SEED_NAME).read_bytes() == (records_copy / "icg-peru-1986" /
                                                                                 SEED_NAME).read_bytes()
     assert (ocfl_root / "0=ocfl_1.1").is_file()
+    said = [line for line in out.stdout.splitlines() if line.startswith("note: deposited icg-peru-1986.v1 -> ")]
+    assert len(said) == 2 and all("verified" in line for line in said), out.stdout  # each deposit's outcome
     with Ledger.open(None, bags_dir=bags) as ledger:
         locations = ledger.locations("icg-peru-1986.v1")
         assert len(locations) == 3 and any(l.startswith("ocfl://") for l in locations)
