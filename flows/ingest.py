@@ -178,7 +178,9 @@ def _deposit(result: IngestResult, targets: Sequence[str], ledger: Any) -> None:
         bag = result.bag
         try:
             for bag in [*_undeposited_earlier_versions(result.bag, url), result.bag]:
-                done = deposit_bag(bag, url, ledger=ledger)
+                # A bag this run just made was verified before publication; any other is re-read.
+                fresh = bag == result.bag and result.outcome == "bagged"
+                done = deposit_bag(bag, url, ledger=ledger, source_verified=fresh)
                 result.notes.append(done.line())  # every deposit's outcome is printed
         except StrongroomError as exc:
             result.outcome, result.error = "failed", f"bag {result.bag.name} made, deposit of {bag.name} failed: {exc}"

@@ -48,7 +48,7 @@ class RetryPolicy:
 
 
 def deposit_bag(bag: Path, url: str, *, ledger: Ledger | None = None, retry: RetryPolicy = RetryPolicy(),
-                sleep: Callable[[float], None] = time.sleep) -> DepositResult:
+                sleep: Callable[[float], None] = time.sleep, source_verified: bool = False) -> DepositResult:
     """Deposit ``bag`` at the target ``url``, proven identical there, and record it in ``ledger``.
 
     The same bag twice is a no-op (outcome ``unchanged``).  Raises DepositMismatchError when the
@@ -60,7 +60,8 @@ def deposit_bag(bag: Path, url: str, *, ledger: Ledger | None = None, retry: Ret
     name, _ = bag_identity(bag)
     if ledger is not None:
         ledger.bag(name)  # fail before copying anything if the ledger cannot record the result
-    check_source(bag)
+    if not source_verified:  # ingest has just verified a bag it made (twice): no third read
+        check_source(bag)
     try:
         with _slot(target):
             result = _with_retries(lambda: target.put(bag), retry, sleep)
