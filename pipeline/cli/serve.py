@@ -85,6 +85,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from flows.settings import apply_defaults
 
     apply_defaults()
+    _drop_stop_artifacts()
     from flows.server import ServerError, local_server
 
     died: list[int] = []
@@ -128,6 +129,29 @@ def _quiet_teardown() -> None:
 
     warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
     sys.unraisablehook = lambda unraisable: None
+
+
+def _drop_stop_artifacts() -> None:
+    """Keep two known artifacts of a stop during Prefect's start-up off the terminal, from the start.
+
+    A SIGINT that lands while asyncio builds an event loop leaves a half-built loop whose
+    ``__del__`` fails (``AttributeError: ... '_ssock'``), and the runner's start coroutine is
+    never awaited.  Both can be collected while the stop unwinds, before the end of ``run_serve``,
+    so they are filtered here by their exact shape; every other unraisable error still shows.
+    """
+    import warnings
+
+    warnings.filterwarnings("ignore", message="coroutine 'Runner.start' was never awaited",
+                            category=RuntimeWarning)
+    default = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        where = getattr(unraisable.object, "__qualname__", "")
+        if where == "BaseEventLoop.__del__" and isinstance(unraisable.exc_value, AttributeError):
+            return
+        default(unraisable)
+
+    sys.unraisablehook = hook
 
 
 def _death_message(code: int) -> str:
