@@ -166,3 +166,21 @@ def test_a_ledger_password_never_reaches_the_deployments(tmp_path: Path) -> None
         shown = json.dumps(deployment.model_dump(mode="json"), default=str)
         assert "s3cret-pw" not in shown
         assert not any("ledger" in key for key in deployment.parameters)
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+def test_a_half_built_event_loop_left_by_a_stop_is_not_reported_but_other_errors_are(filtered: bool) -> None:
+    # A SIGINT while asyncio builds an event loop leaves one whose __del__ fails at exit: that
+    # exact artifact is dropped once serve starts; any other unraisable error still shows.
+    setup = "from pipeline.cli.serve import _drop_stop_artifacts; _drop_stop_artifacts()\n" if filtered else ""
+    code = setup + (
+        "import asyncio, gc\n"
+        "loop = asyncio.SelectorEventLoop.__new__(asyncio.SelectorEventLoop)\n"
+        "del loop; gc.collect()\n"
+        "class Other:\n"
+        "    def __del__(self): raise AttributeError('not an artifact')\n"
+        "other = Other(); del other; gc.collect()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert ("BaseEventLoop.__del__" in done.stderr) is not filtered, done.stderr
+    assert "not an artifact" in done.stderr
