@@ -173,9 +173,9 @@ def _parse(path: Path, raw: bytes) -> tuple[Node, dict[str, Any]]:
     try:
         text = raw[bom:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        at = bom + exc.start  # the offset in the file, BOM included
-        line = raw[:at].count(b"\n") + 1
-        raise RecordError(path, [f"not UTF-8 (byte {at})"], line=line) from None
+        offset = bom + exc.start  # in the file, the BOM included
+        line = raw[:offset].count(b"\n") + 1
+        raise RecordError(path, [f"not UTF-8 (byte {offset})"], line=line) from None
     loader = _RecordLoader(text)
     try:
         node = loader.get_single_node()

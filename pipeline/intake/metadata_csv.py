@@ -27,7 +27,7 @@ from pipeline.errors import IntakeError, RecordError, UsageError
 from pipeline.intake.authoring import (
     TODO, NewRecord, one_or_list, publish, render, slug_id, validation_problems,
 )
-from pipeline.intake.payload import describe_payload, folder_problem, payload_paths
+from pipeline.intake.payload import describe_payload, folder_problem, payload_paths, relative_to
 from pipeline.intake.rights import statement_for
 from pipeline.models import ID_PATTERN, DublinCore
 from pipeline.records import (
@@ -90,9 +90,8 @@ def import_csv(csv_path: Path, *, rights_uri: str | None = None,
     plans: list[_Plan] = []
     notes: list[str] = []
     for row in rows:
-        values = {t: [v for i, v in _cells(row, columns) if columns[i] == t] for t in set(columns.values())}
-        outcome = _plan(csv_path, root, _Row(row.line, {t: v for t, v in values.items() if v}),
-                        headers, rights_uri, source_organization, claimed)
+        outcome = _plan(csv_path, root, _values(row, columns), headers, rights_uri,
+                        source_organization, claimed)
         if isinstance(outcome, _Plan):
             plans.append(outcome)
             problems.extend(outcome.problems)
@@ -152,8 +151,14 @@ def _read_rows(csv_path: Path) -> tuple[list[str], list[_RawRow]]:
     return [c.strip() for c in rows[0].cells], rows[1:]
 
 
-def _cells(row: _RawRow, columns: dict[int, str]) -> list[tuple[int, str]]:
-    return [(i, row.cells[i].strip()) for i in columns if i < len(row.cells) and row.cells[i].strip()]
+def _values(row: _RawRow, columns: dict[int, str]) -> _Row:
+    """The row's non-empty values by what they fill, in column order (repeated columns: a list)."""
+    values: dict[str, list[str]] = {}
+    for i, target in columns.items():
+        value = row.cells[i].strip() if i < len(row.cells) else ""
+        if value:
+            values.setdefault(target, []).append(value)
+    return _Row(row.line, values)
 
 
 def _columns(csv_path: Path, header: list[str],
@@ -382,8 +387,8 @@ def _cross_row(csv_path: Path, root: Path, plans: list[_Plan], known_ids: dict[s
         shared = [f for f in plan.files if (plan.path.parent / f).resolve() in by_file]
         if shared:
             other = by_file[(plan.path.parent / shared[0]).resolve()]
-            problems.append(f"{where}: filename: '{plan.name}' holds files of line {other} "
-                            f"('{shared[0]}')")
+            file = relative_to(root, plan.path.parent / shared[0])
+            problems.append(f"{where}: filename: '{file}' is also a payload file of line {other}")
         for f in plan.files:
             by_file.setdefault((plan.path.parent / f).resolve(), plan.line)
     return problems
