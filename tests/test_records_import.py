@@ -103,6 +103,14 @@ def test_importing_again_reports_what_is_already_recorded(
     assert code == 0 and "'scans/page-1.png' is already recorded" in out
     assert not (root / "scans" / "page-1.png.record.yaml").exists()
 
+    # A new item may not take the id of a record already there (ingest would refuse both).
+    (root / "more.txt").write_text("more\n", encoding="ascii")
+    taken = metadata_csv(root, [f"more.txt,letter,More,,,,,{UND},Test archive"])
+    code, _, err = strongroom(capsys, "records", "import", taken)
+    assert code == 1 and err.splitlines() == [
+        f"strongroom: error: {taken}:2: id: 'letter' is already the id of {root / 'letter.txt.record.yaml'}"]
+    assert not (root / "more.txt.record.yaml").exists()
+
 
 def test_a_missing_file_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = items(tmp_path / "transfer")
