@@ -88,9 +88,7 @@ def record_data(record_id: str, fields: RecordFields, payload: list[dict[str, An
     for name, values in given.items():
         if values:
             dc[name] = one_or_list(list(values))
-    formats = list(dict.fromkeys(e["format"].split(";")[0].strip() for e in payload if "format" in e))
-    if formats and "format" not in dc:
-        dc["format"] = one_or_list(formats)
+    add_dc_formats(dc, payload)
     uri = fields.rights_uri
     statement = fields.rights_statement or (statement_for(uri) if uri else None)
     return {
@@ -100,6 +98,13 @@ def record_data(record_id: str, fields: RecordFields, payload: list[dict[str, An
         "source_organization": fields.source_organization or TODO["source_organization"],
         "payload": payload,
     }
+
+
+def add_dc_formats(dc: dict[str, Any], payload: list[dict[str, Any]]) -> None:
+    """``dc.format``, unless given: the payload's media types (without parameters), each once."""
+    formats = list(dict.fromkeys(e["format"].split(";")[0].strip() for e in payload if "format" in e))
+    if formats and "format" not in dc:
+        dc["format"] = one_or_list(formats)
 
 
 def one_or_list(values: list[str]) -> str | list[str]:

@@ -25,7 +25,7 @@ from typing import Any
 from pipeline.bag.names import unsafe_reason
 from pipeline.errors import IntakeError, RecordError, UsageError
 from pipeline.intake.authoring import (
-    TODO, NewRecord, one_or_list, publish, render, slug_id, validation_problems,
+    TODO, NewRecord, add_dc_formats, one_or_list, publish, render, slug_id, validation_problems,
 )
 from pipeline.intake.payload import describe_payload, folder_problem, payload_paths, relative_to
 from pipeline.intake.rights import statement_for
@@ -248,6 +248,8 @@ def _plan(csv_path: Path, root: Path, row: _Row, headers: dict[str, str],
     if several:
         return "problem", [f"{where}: {c}: several values (one is allowed)" for c in several]
     name = row.values.get("filename", [""])[0].rstrip("/")
+    while name.startswith("./"):
+        name = name[2:]
     located = _locate(root, name)
     if isinstance(located, str):
         return "problem", [f"{where}: filename: {located}"]
@@ -401,9 +403,7 @@ def _write(csv_path: Path, plans: list[_Plan]) -> list[NewRecord]:
         payload, found = describe_payload(plan.path.parent, plan.files)
         problems += [f"{csv_path}:{plan.line}: filename: {p}" for p in found]
         plan.data["payload"] = payload
-        formats = list(dict.fromkeys(e["format"].split(";")[0].strip() for e in payload if "format" in e))
-        if formats and "format" not in plan.data["dc"]:
-            plan.data["dc"]["format"] = one_or_list(formats)
+        add_dc_formats(plan.data["dc"], payload)
     if problems:
         raise IntakeError(problems)
     written: list[NewRecord] = []
