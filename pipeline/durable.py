@@ -70,6 +70,27 @@ def rename_noreplace(src: Path, dst: Path) -> None:
     os.rename(src, dst)
 
 
+def write_new_file(path: Path, data: bytes) -> None:
+    """Publish ``data`` as the new file ``path``: written beside it, fsynced, renamed into place.
+
+    Never replaces anything (FileExistsError if ``path`` exists in any form, even when it appears
+    while the data is written); a reader sees no file or the whole file, also after a crash.
+    """
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; a record is an ordinary file
+        rename_noreplace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_path(path.parent)
+
+
 def _umask() -> int:
     # os.umask can only be read by setting it, which races with other threads; Linux shows it.
     try:

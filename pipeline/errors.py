@@ -96,3 +96,15 @@ class DepositMismatchError(DepositError):
 
 class MetadataError(StrongroomError):
     """A metadata document (PREMIS, Dublin Core XML) is malformed, unsafe or not what it claims."""
+
+
+class IntakeError(StrongroomError):
+    """Records could not be authored or imported as asked; nothing was written.
+
+    ``problems`` holds one line per problem, each naming its file (and CSV line or option).
+    """
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        super().__init__(f"{self.problems[0] if self.problems else 'nothing written'}{more}")

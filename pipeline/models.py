@@ -114,7 +114,19 @@ def _edtf_level1(value: str) -> bool:
     return False
 
 
+#: A value still to be written: ``strongroom records new`` puts ``<TODO: what>`` where a required
+#: field has no value yet, and validation rejects it naming the field, so ``records check`` lists
+#: exactly what is left to fill in (and ``ingest`` refuses the record until then).
+TODO_MARKER = "<TODO"
+
+
+def _not_todo(value: str) -> None:
+    if value.lstrip().startswith(TODO_MARKER):
+        raise PydanticCustomError("todo", "still to fill in (replace '{value}')", {"value": value})
+
+
 def _check_text(value: str) -> str:
+    _not_todo(value)
     if not value.strip():
         raise PydanticCustomError("blank", "must not be empty or blank")
     return value
@@ -123,6 +135,7 @@ def _check_text(value: str) -> str:
 def _matching(pattern: re.Pattern[str], kind: str, message: str) -> Callable[[str], str]:
     """A field check: the value must match ``pattern``, else error ``kind`` with ``message``."""
     def check(value: str) -> str:
+        _not_todo(value)
         if not pattern.match(value):
             raise PydanticCustomError(kind, message, {"value": value})
         return value

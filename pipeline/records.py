@@ -9,6 +9,7 @@ and the YAML line where one is known.
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import stat
@@ -125,6 +126,22 @@ def dump_record(record: Record) -> str:
     return yaml.dump(data, Dumper=_RecordDumper, sort_keys=False, allow_unicode=True, width=100)
 
 
+class _IndentedDumper(_RecordDumper):
+    """Lists indented under their key, as people write records (``records/`` does)."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def dump_yaml(data: dict[str, Any]) -> str:
+    """Plain record data (also one not yet valid, e.g. with ``<TODO>`` values) as readable YAML.
+
+    Strings are escaped as :func:`dump_record` escapes them, so :func:`load_record` reads back
+    exactly these values.
+    """
+    return yaml.dump(data, Dumper=_IndentedDumper, sort_keys=False, allow_unicode=True, width=100)
+
+
 def _simplify(value: Any) -> Any:
     """``{value: X}`` without a language is written as plain ``X``, as a person would."""
     if isinstance(value, dict):
@@ -152,11 +169,13 @@ def _read(path: Path) -> bytes:
 
 def _parse(path: Path, raw: bytes) -> tuple[Node, dict[str, Any]]:
     """The YAML node tree (for line numbers) and the data of a one-mapping document."""
+    bom = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw[bom:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise RecordError(path, [f"not UTF-8 (byte {exc.start})"], line=line) from None
+        offset = bom + exc.start  # in the file, the BOM included
+        line = raw[:offset].count(b"\n") + 1
+        raise RecordError(path, [f"not UTF-8 (byte {offset})"], line=line) from None
     loader = _RecordLoader(text)
     try:
         node = loader.get_single_node()
