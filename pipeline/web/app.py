@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route
 
-from pipeline.web.catalogue import METADATA_FILES, PAGE_SIZE, environment, item_page, media_type, summaries
-from pipeline.web.holdings import Holdings
+from pipeline.web.catalogue import PAGE_SIZE, environment, item_page, media_type, summaries
+from pipeline.web.holdings import METADATA_FILES, Holdings
 from pipeline.web.ledger_view import LedgerView
 from pipeline.web.oai import Provider, ProviderConfig
 

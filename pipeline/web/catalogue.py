@@ -20,15 +20,13 @@ from pipeline.bag.tagfiles import iter_manifest, manifest_algorithms, manifest_n
 from pipeline.errors import StrongroomError
 from pipeline.premis import EVENT_TYPES, OUTCOMES, parse_premis, parse_xml
 from pipeline.records import parse_record
-from pipeline.web.holdings import Holding, Holdings, Version, stamp
+from pipeline.web.holdings import METADATA_FILES, Holding, Holdings, Version, stamp
 from pipeline.web.ledger_view import AuditView, CopyState, EventView, FileView
 from pipeline.web.provenance import chain, chain_svg
 
 DC = "{http://purl.org/dc/elements/1.1/}"
 #: Control characters (but tab and newline) and the Unicode format controls that reorder or hide text.
 _INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
-#: The metadata files an item page links to, in this order.
-METADATA_FILES = ("dc.xml", "dcterms.jsonld", "premis.xml", "record.yaml")
 PAGE_SIZE = 50
 
 

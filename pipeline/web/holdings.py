@@ -25,6 +25,8 @@ UTC = dt.timezone.utc
 _BAG_NAME = re.compile(r"^(?P<id>[A-Za-z0-9][A-Za-z0-9._-]{0,99})\.v(?P<n>[1-9][0-9]{0,8})$")
 #: The characters an OAI-PMH setSpec may hold (besides ``:``, which separates levels).
 _SPEC_UNSAFE = re.compile(r"[^A-Za-z0-9\-_.!~*'()]+")
+#: The metadata files a bag made by Strongroom holds, the ones the web front serves.
+METADATA_FILES = ("dc.xml", "dcterms.jsonld", "premis.xml", "record.yaml")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class Holding:
     record_id: str
     versions: tuple[Version, ...]
     organisation: str | None
+    #: The metadata files (``dc.xml``, ``premis.xml``...) the newest version holds, safely inside it.
+    metadata: frozenset[str] = frozenset()
 
     @property
     def newest(self) -> Version:
@@ -105,7 +109,7 @@ class Holdings:
     def __init__(self, bags_dir: Path, ledger: LedgerView | None) -> None:
         self.bags_dir = bags_dir.resolve()
         self.ledger = ledger
-        self._organisations: dict[str, str | None] = {}
+        self._facts_read: dict[str, tuple[str | None, frozenset[str]]] = {}
         self._lock = threading.Lock()
 
     def index(self) -> Index:
@@ -119,7 +123,8 @@ class Holdings:
         holdings = []
         for record_id, found in versions.items():
             found.sort(key=lambda v: v.number)
-            holdings.append(Holding(record_id, tuple(found), self._organisation(found[-1])))
+            organisation, metadata = self._facts(found[-1])
+            holdings.append(Holding(record_id, tuple(found), organisation, metadata))
         return Index(holdings)
 
     def _scan(self) -> Iterator[tuple[str, int, Path]]:
@@ -130,18 +135,23 @@ class Holdings:
                 if m and entry.is_dir(follow_symlinks=False):
                     yield entry.name, int(m.group("n")), Path(entry.path)
 
-    def _organisation(self, version: Version) -> str | None:
+    def _facts(self, version: Version) -> tuple[str | None, frozenset[str]]:
+        """The source organisation and the metadata files of a bag (read once: bags never change)."""
         with self._lock:
-            if version.name in self._organisations:
-                return self._organisations[version.name]
+            if version.name in self._facts_read:
+                return self._facts_read[version.name]
         org = None
-        info = self.contained(version.path / "bag-info.txt")
-        if info is not None and info.is_file():
-            org = info_value(parse_bag_info(info.read_text(encoding="utf-8", errors="replace")),
-                             "Source-Organization")
+        info = self.bag_file(version, "bag-info.txt")
+        if info is not None:
+            try:
+                org = info_value(parse_bag_info(info.read_text(encoding="utf-8", errors="replace")),
+                                 "Source-Organization")
+            except OSError:
+                org = None
+        metadata = frozenset(name for name in METADATA_FILES if self.bag_file(version, f"metadata/{name}"))
         with self._lock:
-            self._organisations[version.name] = org
-        return org
+            self._facts_read[version.name] = (org, metadata)
+        return org, metadata
 
     def contained(self, path: Path) -> Path | None:
         """``path`` with links resolved, or None when it leads outside the bags directory."""

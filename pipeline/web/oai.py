@@ -200,7 +200,7 @@ class Provider:
         if query.set_spec is not None and not index.sets():
             raise OaiError("noSetHierarchy", "this repository holds no records, hence no sets")
         fmt = _format(query.prefix)
-        remaining = [h for h in index.holdings if _matches(h, query)
+        remaining = [h for h in index.holdings if fmt.file in h.metadata and _matches(h, query)
                      and (query.after is None or h.key > query.after)]
         if not remaining:
             if query.after is None:
