@@ -28,6 +28,7 @@ DC = "{http://purl.org/dc/elements/1.1/}"
 #: Control characters (but tab and newline) and the Unicode format controls that reorder or hide text.
 _INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 PAGE_SIZE = 50
+_XML_SPACE = re.compile("[ \t\r\n]+")
 
 
 def visible(value: Any) -> Any:
@@ -73,7 +74,9 @@ def describe(holdings: Holdings, version: Version) -> dict[str, list[str]]:
         return found
     for el in root:
         if isinstance(el.tag, str) and el.tag.startswith(DC):
-            found.setdefault(el.tag[len(DC):], []).append(" ".join((el.text or "").split()))
+            # Only XML's own white space is collapsed: str.split() would also swallow NEL (U+0085)
+            # and other characters the page must show.
+            found.setdefault(el.tag[len(DC):], []).append(_XML_SPACE.sub(" ", el.text or "").strip(" "))
     return found
 
 
