@@ -11,9 +11,12 @@ directory, links resolved.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
+import stat
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -62,7 +65,7 @@ class Holding:
     def set_spec(self) -> str | None:
         return set_spec(self.organisation) if self.organisation else None
 
-    @property
+    @functools.cached_property
     def key(self) -> tuple[str, str]:
         """Where the record stands in every list: by datestamp, then identifier."""
         return (stamp(self.datestamp), self.record_id)
@@ -104,22 +107,42 @@ def set_spec(organisation: str) -> str:
 
 
 class Holdings:
-    """The bags directory and its ledger, read on every request (cheap), bag-info.txt once per bag."""
+    """The bags directory and its ledger, indexed again whenever either changes.
+
+    A change is seen from the bags directory's modification time (publishing a bag renames it
+    into the directory) and from the ledger's ``bags`` table (how many rows, the highest id); the
+    index is also rebuilt after :data:`MAX_AGE` seconds whatever they say, so that a change within
+    one tick of the directory's clock is not missed for long.  bag-info.txt and the list of
+    metadata files are read once per bag: a published bag never changes.
+    """
+
+    #: The longest an index is reused without looking at the bags again.
+    MAX_AGE = 30.0
 
     def __init__(self, bags_dir: Path, ledger: LedgerView | None) -> None:
         self.bags_dir = bags_dir.resolve()
         self.ledger = ledger
         self._facts_read: dict[str, tuple[str | None, frozenset[str]]] = {}
         self._lock = threading.Lock()
+        self._cached: tuple[object, float, Index] | None = None
 
     def index(self) -> Index:
         """The current holdings (a new bag appears at the next request)."""
+        signature = (os.stat(self.bags_dir).st_mtime_ns, self.ledger.signature() if self.ledger else None)
+        cached = self._cached
+        if cached is not None and cached[0] == signature and time.monotonic() - cached[1] < self.MAX_AGE:
+            return cached[2]
+        index = self._build()
+        self._cached = (signature, time.monotonic(), index)
+        return index
+
+    def _build(self) -> Index:
         registered = self.ledger.registered() if self.ledger else {}
         versions: dict[str, list[Version]] = {}
         for name, number, path in self._scan():
             when = registered.get(name)
             versions.setdefault(_BAG_NAME.match(name).group("id"), []).append(  # type: ignore[union-attr]
-                Version(name, number, path, (when or _mtime(path)).replace(microsecond=0), when is not None))
+                Version(name, number, Path(path), (when or _mtime(path)).replace(microsecond=0), when is not None))
         holdings = []
         for record_id, found in versions.items():
             found.sort(key=lambda v: v.number)
@@ -127,31 +150,42 @@ class Holdings:
             holdings.append(Holding(record_id, tuple(found), organisation, metadata))
         return Index(holdings)
 
-    def _scan(self) -> Iterator[tuple[str, int, Path]]:
+    def _scan(self) -> Iterator[tuple[str, int, str]]:
         with os.scandir(self.bags_dir) as entries:
             for entry in entries:
                 m = _BAG_NAME.match(entry.name)
                 # A link in the bags directory is not followed: it could lead anywhere.
                 if m and entry.is_dir(follow_symlinks=False):
-                    yield entry.name, int(m.group("n")), Path(entry.path)
+                    yield entry.name, int(m.group("n")), entry.path
 
     def _facts(self, version: Version) -> tuple[str | None, frozenset[str]]:
-        """The source organisation and the metadata files of a bag (read once: bags never change)."""
+        """The source organisation and the metadata files of a bag (read once: bags never change).
+
+        Only regular files count, never links: Strongroom's bags hold none, so a link is not ours.
+        """
         with self._lock:
             if version.name in self._facts_read:
                 return self._facts_read[version.name]
         org = None
-        info = self.bag_file(version, "bag-info.txt")
-        if info is not None:
-            try:
-                org = info_value(parse_bag_info(info.read_text(encoding="utf-8", errors="replace")),
-                                 "Source-Organization")
-            except OSError:
-                org = None
-        metadata = frozenset(name for name in METADATA_FILES if self.bag_file(version, f"metadata/{name}"))
+        try:
+            info = os.path.join(version.path, "bag-info.txt")
+            if stat.S_ISREG(os.lstat(info).st_mode):
+                with open(info, encoding="utf-8", errors="replace") as fh:
+                    org = info_value(parse_bag_info(fh.read()), "Source-Organization")
+        except OSError:
+            org = None
+        metadata: set[str] = set()
+        try:
+            folder = os.path.join(version.path, "metadata")
+            if stat.S_ISDIR(os.lstat(folder).st_mode):
+                with os.scandir(folder) as entries:
+                    metadata = {e.name for e in entries if e.name in METADATA_FILES
+                                and e.is_file(follow_symlinks=False)}
+        except OSError:
+            pass
         with self._lock:
-            self._facts_read[version.name] = (org, metadata)
-        return org, metadata
+            self._facts_read[version.name] = (org, frozenset(metadata))
+        return org, frozenset(metadata)
 
     def contained(self, path: Path) -> Path | None:
         """``path`` with links resolved, or None when it leads outside the bags directory."""
@@ -185,9 +219,9 @@ class Holdings:
             return None
 
 
-def _mtime(bag: Path) -> dt.datetime:
-    """When a bag not in the ledger was published: its bagit.txt's modification time (the rename)."""
+def _mtime(bag: str) -> dt.datetime:
+    """When a bag not in the ledger was published: its bagit.txt's modification time."""
     try:
-        return dt.datetime.fromtimestamp((bag / "bagit.txt").stat().st_mtime, UTC)
+        return dt.datetime.fromtimestamp(os.stat(os.path.join(bag, "bagit.txt")).st_mtime, UTC)
     except OSError:
         return dt.datetime.fromtimestamp(0, UTC)

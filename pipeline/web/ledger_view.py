@@ -27,18 +27,6 @@ from pipeline.ledger.schema import AuditRunRow, BagRow, DigestRow, EventRow, Fil
 
 
 @dataclass(frozen=True)
-class BagState:
-    """The ledger's row of one bag."""
-
-    name: str
-    registered_at: dt.datetime
-    last_checked_at: dt.datetime | None
-    last_outcome: str | None
-    total_bytes: int
-    file_count: int
-
-
-@dataclass(frozen=True)
 class CopyState:
     """One copy of a bag: where it is and its newest fixity check there."""
 
@@ -126,11 +114,10 @@ class LedgerView:
         """bag name -> when it was registered, for every bag of the ledger."""
         return {name: when for name, when in self._rows(sa.select(BagRow.name, BagRow.registered_at))}
 
-    def states(self, names: Sequence[str]) -> dict[str, BagState]:
-        """The ledger rows of ``names`` (those registered)."""
-        rows = self._rows(sa.select(BagRow.name, BagRow.registered_at, BagRow.last_checked_at, BagRow.last_outcome,
-                                    BagRow.total_bytes, BagRow.file_count).where(BagRow.name.in_(list(names))))
-        return {r[0]: BagState(*r) for r in rows}
+    def signature(self) -> tuple[int, int]:
+        """How many bags the ledger holds and the highest id: changes whenever a bag is registered."""
+        row = self._rows(sa.select(sa.func.count(BagRow.id), sa.func.max(BagRow.id)))[0]
+        return int(row[0] or 0), int(row[1] or 0)
 
     def copies(self, names: Sequence[str]) -> dict[str, list[CopyState]]:
         """Every recorded copy of each bag, with its newest fixity check and that check's verdict."""
