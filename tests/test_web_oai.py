@@ -201,6 +201,8 @@ ERRORS = [
     ("verb=ListRecords&metadataPrefix=oai_dc&from=2021-01-01&until=2020-01-01", "badArgument"),
     ("verb=ListRecords&resumptionToken=x&metadataPrefix=oai_dc", "badArgument"),  # exclusive
     ("verb=GetRecord&resumptionToken=x", "badArgument"),
+    ("verb=GetRecord&metadataPrefix=oai_dc&identifier=%01%1b", "badArgument"),  # not even XML text
+    ("verb=Identify&%00=x", "badArgument"),
     ("verb=ListRecords&metadataPrefix=marc21", "cannotDisseminateFormat"),
     ("verb=GetRecord&metadataPrefix=marc21&identifier=" + SEED_ID, "cannotDisseminateFormat"),
     (f"verb=GetRecord&metadataPrefix=premis&identifier=oai:{REPO_ID}:gen-0001", "cannotDisseminateFormat"),
@@ -271,10 +273,14 @@ def test_spoiled_resumption_tokens_are_bad_resumption_tokens(web_server: WebServ
     assert _error(doc)[0] == "badResumptionToken"
 
 
-def test_no_set_hierarchy_in_an_empty_archive(tmp_path: Any, schemas: Any) -> None:
+def test_no_set_hierarchy_and_no_metadata_formats_in_an_archive_of_one_bare_bag(tmp_path: Any,
+                                                                                schemas: Any) -> None:
     bags = tmp_path / "bags"
-    bags.mkdir()
+    (bags / "bare.v1").mkdir(parents=True)  # a bag with no bag-info.txt (no set) and no metadata/
+    (bags / "bare.v1" / "bagit.txt").write_text("BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")
     with WebServer(bags) as server:
+        doc = _validate(_get(server, f"verb=ListMetadataFormats&identifier=oai:{REPO_ID}:bare"), schemas)
+        assert _error(doc)[0] == "noMetadataFormats"
         assert _error(_validate(_get(server, "verb=ListSets"), schemas))[0] == "noSetHierarchy"
         doc = _validate(_get(server, "verb=ListRecords&metadataPrefix=oai_dc&set=x"), schemas)
         assert _error(doc)[0] == "noSetHierarchy"

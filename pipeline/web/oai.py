@@ -67,6 +67,8 @@ VERBS: dict[str, tuple[frozenset[str], frozenset[str], bool]] = {
 }
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SECOND = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+#: Characters XML 1.0 cannot hold: an argument with one could not even be echoed in the response.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 @dataclass(frozen=True)
@@ -335,6 +337,8 @@ def _check_arguments(pairs: Sequence[tuple[str, str]]) -> tuple[str, dict[str, s
     if not verbs or verbs[0] not in VERBS:
         raise OaiError("badVerb", "missing verb" if not verbs else "illegal verb")
     verb = verbs[0]
+    if any(_NOT_XML.search(text) for pair in pairs for text in pair):
+        raise OaiError("badArgument", "an argument holds characters that XML cannot carry")
     args: dict[str, str] = {}
     for name, value in pairs:
         if name == "verb":
