@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -225,3 +226,39 @@ def test_it_binds_loopback_and_stops_cleanly_on_sigterm(web_collection: Collecti
         assert server.url.startswith("http://127.0.0.1:")
         code, out, err = server.stop()
     assert code == 0 and "stopped" in out and "Traceback" not in err
+
+
+# -- strongroom serve --web -----------------------------------------------------------------------
+
+def test_serve_web_refuses_a_port_in_use_before_starting_prefect(web_collection: Collection,
+                                                                  tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        done = subprocess.run([sys.executable, "-m", "pipeline.cli", "serve", "--records", str(web_collection.root /
+                               "records"), "--bags", str(web_collection.bags), "--web", "--web-port",
+                               str(taken.getsockname()[1])], cwd=REPO, capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")})
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "in use" in done.stderr
+    assert "Prefect" not in done.stdout  # refused before Prefect was started
+
+
+def test_serve_web_serves_the_site_beside_the_deployments(web_collection: Collection, tmp_path: Path) -> None:
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "HOME": str(tmp_path)}
+    env.pop("PREFECT_API_URL", None)
+    serve = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "serve", "--records",
+                              str(web_collection.root / "records"), "--bags", str(web_collection.bags), "--web",
+                              "--web-port", "0"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        assert serve.stdout is not None
+        banner = serve.stdout.readline()
+        assert banner.startswith("strongroom web: serving"), banner + serve.stderr.read()  # type: ignore[union-attr]
+        url = banner.split(" at ", 1)[1].split("/ ", 1)[0]
+        status, body = _get(url + "/oai?verb=Identify")
+        assert status == 200 and "<repositoryName>Strongroom</repositoryName>" in body
+        assert _get(url + "/item/icg-peru-1986")[0] == 200
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        out, err = serve.communicate(timeout=120)
+    assert serve.returncode == 0 and "Traceback" not in err
