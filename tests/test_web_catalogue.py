@@ -262,3 +262,34 @@ def test_serve_web_serves_the_site_beside_the_deployments(web_collection: Collec
         serve.send_signal(signal.SIGTERM)
         out, err = serve.communicate(timeout=120)
     assert serve.returncode == 0 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_damaged_copy_shows_as_damaged_with_its_audit_history(backend: str, tmp_path: Path,
+                                                                 request: pytest.FixtureRequest) -> None:
+    from pipeline.audit import run_audit
+    from pipeline.ingest import ingest_record, register_result
+    from pipeline.ledger import Ledger
+
+    shutil.copytree(REPO / "records", tmp_path / "records")
+    bags = tmp_path / "bags"
+    bags.mkdir()
+    result = ingest_record(tmp_path / "records" / "icg-peru-1986" / "record.yaml", bags)
+    assert result.bag is not None, result.error
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}" if backend == "sqlite" else request.getfixturevalue("fresh_pg_url")
+    payload = result.bag / "data" / "000_5b99444169de3d3a.txt"
+    with Ledger.open(url) as ledger:
+        register_result(result, ledger)
+        assert run_audit(ledger).exit_code == 0
+        data = bytearray(payload.read_bytes())
+        data[0] ^= 1
+        payload.write_bytes(bytes(data))
+        assert run_audit(ledger).exit_code != 0
+    with WebServer(bags, "--ledger", url) as server:
+        holdings = lxml_html.fromstring(_get(server.url + "/")[1])
+        assert [d.text_content() for d in holdings.xpath("//span[@class='outcome']")] == ["damaged"]
+        item = lxml_html.fromstring(_get(server.url + "/item/icg-peru-1986")[1])
+    rows = item.xpath("//section[@id='audits']//tbody/tr")
+    assert [r.get("class") for r in rows] == ["clean", "damaged"]  # oldest first
+    assert "AUD001 data/000_5b99444169de3d3a.txt" in rows[1].text_content()
+    assert item.xpath("//section[@id='copies']//tbody/tr")[0].get("class") == "damaged"

@@ -104,6 +104,7 @@ class ItemPage:
     files: list[FileView]
     formats: dict[str, str]
     events: list[EventView]
+    audit_events: int
     audits: list[AuditView]
     copies: list[CopyState]
     metadata: list[str]
@@ -119,9 +120,9 @@ def item_page(holdings: Holdings, holding: Holding, version: Version) -> ItemPag
     ledger = holdings.ledger
     registered = bool(ledger and version.registered)
     files = ledger.files(version.name) if ledger and registered else _manifest_files(holdings, version)
+    events, audit_events = ledger.events(version.name) if ledger and registered else (bag_events, 0)
     return ItemPage(
-        holding, version, describe(holdings, version), svg, nodes, files, formats,
-        ledger.events(version.name) if ledger and registered else bag_events,
+        holding, version, describe(holdings, version), svg, nodes, files, formats, events, audit_events,
         ledger.audits(version.name) if ledger and registered else [],
         ledger.copies([version.name]).get(version.name, []) if ledger and registered else [],
         [name for name in METADATA_FILES if holdings.bag_file(version, f"metadata/{name}")],

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.errors import LedgerError, UsageError
 from pipeline.ledger import LEDGER_ENV, SQLITE_NAME, display_url, resolve_url
-from pipeline.ledger.schema import AuditRunRow, BagRow, DigestRow, EventRow, FileRow, LocationRow
+from pipeline.ledger.schema import UTC, AuditRunRow, BagRow, DigestRow, EventRow, FileRow, LocationRow
 
 
 @dataclass(frozen=True)
@@ -120,54 +120,67 @@ class LedgerView:
         return int(row[0] or 0), int(row[1] or 0)
 
     def copies(self, names: Sequence[str]) -> dict[str, list[CopyState]]:
-        """Every recorded copy of each bag, with its newest fixity check and that check's verdict."""
+        """Every recorded copy of each bag, with its newest fixity check and that check's verdict.
+
+        An audit gives every event of one check of a copy the same time, so the newest check
+        failed when the newest failed event is as new as it.  Grouped in the database: a bag of
+        many files audited many times is never read event by event here.
+        """
         found: dict[str, list[CopyState]] = {n: [] for n in names}
         locations = self._rows(sa.select(BagRow.name, LocationRow.url, LocationRow.added_at)
                                .join(LocationRow, LocationRow.bag_id == BagRow.id)
                                .where(BagRow.name.in_(list(names))).order_by(LocationRow.id))
-        checks = self._rows(sa.select(BagRow.name, EventRow.location, EventRow.date_time, EventRow.outcome)
-                            .join(EventRow, EventRow.bag_id == BagRow.id)
-                            .where(BagRow.name.in_(list(names)), EventRow.event_type == "fix",
-                                   EventRow.location.is_not(None)))
-        newest: dict[tuple[str, str], tuple[dt.datetime, bool]] = {}
-        for name, location, when, outcome in checks:
-            key = (name, location)
-            last, failed = newest.get(key, (None, False))
-            if last is None or when > last:
-                newest[key] = (when, outcome != "suc")
-            elif when == last:
-                newest[key] = (when, failed or outcome != "suc")
+
+        def newest(*where: Any) -> dict[tuple[str, str], dt.datetime]:
+            last = sa.func.max(EventRow.date_time)
+            rows = self._rows(sa.select(BagRow.name, EventRow.location, last)
+                              .join(EventRow, EventRow.bag_id == BagRow.id)
+                              .where(BagRow.name.in_(list(names)), EventRow.event_type == "fix",
+                                     EventRow.location.is_not(None), *where)
+                              .group_by(BagRow.name, EventRow.location))
+            return {(name, location): _utc(when) for name, location, when in rows}
+
+        checked, failed = newest(), newest(EventRow.outcome != "suc")
         for name, url, added in locations:
-            when, failed = newest.get((name, url), (None, False))
-            found[name].append(CopyState(url, added, when, None if when is None else
-                                         ("damaged" if failed else "clean")))
+            when = checked.get((name, url))
+            verdict = None if when is None else "damaged" if failed.get((name, url)) == when else "clean"
+            found[name].append(CopyState(url, added, when, verdict))
         return found
 
-    def events(self, name: str) -> list[EventView]:
-        """The bag's PREMIS history, oldest first."""
+    def events(self, name: str) -> tuple[list[EventView], int]:
+        """The bag's PREMIS history but the audits' fixity checks, oldest first; and how many of those."""
         rows = self._rows(sa.select(EventRow.event_type, EventRow.date_time, EventRow.detail, EventRow.outcome,
                                     EventRow.outcome_detail, EventRow.agent_ids, EventRow.run_id,
                                     EventRow.location, EventRow.path, EventRow.code)
-                          .join(BagRow, BagRow.id == EventRow.bag_id).where(BagRow.name == name)
-                          .order_by(EventRow.date_time, EventRow.id))
-        return [EventView(r[0], r[1], r[2] or "", r[3], r[4] or "", _agents(r[5]), *r[6:]) for r in rows]
-
-    def audits(self, name: str) -> list[AuditView]:
-        """Every audit run's verdict on each copy of the bag, oldest first."""
-        rows = self._rows(sa.select(EventRow.run_id, AuditRunRow.started_at, EventRow.location, EventRow.outcome,
-                                    EventRow.code, EventRow.path)
                           .join(BagRow, BagRow.id == EventRow.bag_id)
+                          .where(BagRow.name == name, EventRow.run_id.is_(None))
+                          .order_by(EventRow.date_time, EventRow.id))
+        audited = self._rows(sa.select(sa.func.count(EventRow.id)).join(BagRow, BagRow.id == EventRow.bag_id)
+                             .where(BagRow.name == name, EventRow.run_id.is_not(None)))[0][0]
+        return [EventView(r[0], r[1], r[2] or "", r[3], r[4] or "", _agents(r[5]), *r[6:]) for r in rows], audited
+
+    def audits(self, name: str, *, failures_shown: int = 20) -> list[AuditView]:
+        """Every audit run's verdict on each copy of the bag, oldest first (counted in the database)."""
+        checks = sa.func.count(EventRow.id)
+        key = (EventRow.run_id, AuditRunRow.started_at, EventRow.location)
+        rows = self._rows(sa.select(*key, checks).join(BagRow, BagRow.id == EventRow.bag_id)
                           .join(AuditRunRow, AuditRunRow.id == EventRow.run_id)
                           .where(BagRow.name == name, EventRow.event_type == "fix")
-                          .order_by(AuditRunRow.started_at, EventRow.id))
-        runs: dict[tuple[str, str], tuple[dt.datetime, int, list[str]]] = {}
-        for run_id, started, location, outcome, code, path in rows:
-            _, count, failures = runs.setdefault((run_id, location or ""), (started, 0, []))
-            if outcome != "suc":
-                failures.append(f"{code or outcome} {path or '(the bag)'}")
-            runs[(run_id, location or "")] = (started, count + 1, failures)
-        return [AuditView(run_id, started, location, count, tuple(failures))
-                for (run_id, location), (started, count, failures) in runs.items()]
+                          .group_by(*key).order_by(AuditRunRow.started_at))
+        failed = self._rows(sa.select(EventRow.run_id, EventRow.location, EventRow.code, EventRow.outcome,
+                                      EventRow.path).join(BagRow, BagRow.id == EventRow.bag_id)
+                            .where(BagRow.name == name, EventRow.event_type == "fix", EventRow.run_id.is_not(None),
+                                   EventRow.outcome != "suc").order_by(EventRow.id))
+        failures: dict[tuple[str, str], list[str]] = {}
+        for run_id, location, code, outcome, path in failed:
+            failures.setdefault((run_id, location or ""), []).append(f"{code or outcome} {path or '(the bag)'}")
+        views = []
+        for run_id, started, location, count in rows:
+            found = failures.get((run_id, location or ""), [])
+            shown = found[:failures_shown] + ([f"... and {len(found) - failures_shown} more"]
+                                              if len(found) > failures_shown else [])
+            views.append(AuditView(run_id, _utc(started), location or "", int(count), tuple(shown)))
+        return views
 
     def files(self, name: str) -> list[FileView]:
         """The bag's registered files with their reference digests, by path."""
@@ -207,6 +220,15 @@ def _engine(url: str) -> Engine:
 
     sa_event.listen(engine, "connect", pg_read_only)
     return engine
+
+
+def _utc(value: Any) -> dt.datetime:
+    """A timestamp from an aggregate (which SQLAlchemy returns untyped on SQLite) as UTC."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if not isinstance(value, dt.datetime):
+        raise LedgerError(f"not a timestamp in the ledger: {value!r}")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _agents(value: str | None) -> tuple[str, ...]:
