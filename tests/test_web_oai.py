@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import json
 import urllib.parse
@@ -28,9 +29,14 @@ REPO_ID = "strongroom.local"
 SEED_ID = f"oai:{REPO_ID}:icg-peru-1986"
 
 
+@functools.cache
+def _schemas() -> tuple[etree.XMLSchema, etree.XMLSchema]:
+    return oai_schema(), schema("oai_dc.xsd")
+
+
 @pytest.fixture(scope="module")
 def schemas() -> tuple[etree.XMLSchema, etree.XMLSchema]:
-    return oai_schema(), schema("oai_dc.xsd")
+    return _schemas()
 
 
 def _validate(xml: bytes, schemas: tuple[etree.XMLSchema, etree.XMLSchema]) -> etree._Element:
@@ -53,7 +59,9 @@ def _get(server: WebServer, query: str, method: str = "GET") -> bytes:
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/xml")
-        return bytes(response.read())
+        body = bytes(response.read())
+    _validate(body, _schemas())  # every response of every test, whatever the test looks at
+    return body
 
 
 class RecordingSickle(Sickle):  # type: ignore[misc]
