@@ -14,7 +14,7 @@ _DESCRIPTION = (
     "Serve, read-only, an OAI-PMH 2.0 data provider at /oai (oai_dc and premis of every record's newest "
     "bag) and a catalogue of the holdings at / (copies, audits, provenance chain), until SIGTERM or Ctrl-C. "
     "Binds to 127.0.0.1 unless --host says otherwise. Exit 0 when stopped, 1 when the ledger cannot be "
-    "read or the port cannot be taken, 2 on usage errors (a missing bags directory).")
+    "read or the port cannot be taken, 2 on usage errors (a missing bags directory or ledger file).")
 
 
 def register(sub: "argparse._SubParsersAction[Any]") -> None:
