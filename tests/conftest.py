@@ -248,3 +248,22 @@ def kill_after_files(call: str, files: int) -> int:
             child.kill()
             break
     return child.wait()
+
+
+# --- web: OAI-PMH provider and catalogue (pipeline/web, strongroom web) ---
+
+@pytest.fixture(scope="session")
+def web_collection(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """The seed (ingested, registered, audited) and generated bags to serve; see tests/web_support.py."""
+    from tests.web_support import make_collection
+
+    return make_collection(tmp_path_factory.mktemp("web"))
+
+
+@pytest.fixture(scope="session")
+def web_server(web_collection: object) -> Iterator[object]:
+    """``strongroom web`` serving ``web_collection`` on a free loopback port, for the session."""
+    from tests.web_support import WebServer
+
+    with WebServer(web_collection.bags) as server:  # type: ignore[attr-defined]
+        yield server

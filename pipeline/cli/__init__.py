@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "events": "pipeline.cli.audit",
     "serve": "pipeline.cli.serve",
     "deposit": "pipeline.cli.deposit",
+    "web": "pipeline.cli.web",
 }
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ContextManager
 
 from pipeline.cli.audit import _audit_scope_options, _ledger_options, audit_options
+from pipeline.cli.web import serve_options as _web_options
 from pipeline.errors import UsageError
 
 _DESCRIPTION = (
@@ -50,6 +51,7 @@ def register(sub: "argparse._SubParsersAction[Any]") -> None:
     s.add_argument("--audit-cron", default="0 2 * * *", metavar="CRON", help="when to run the rolling audit")
     _audit_scope_options(s, default_older_than="90d")
     s.add_argument("--timezone", default="UTC", help="time zone of the cron schedules")
+    _web_options(s)
     s.set_defaults(handler=run_serve)
 
 
@@ -82,6 +84,9 @@ def run_serve(args: argparse.Namespace) -> int:
     resolve_url(args.ledger, args.bags)  # a missing bags directory fails here, in one line
     if not args.records_dir.is_dir():
         raise UsageError(f"{args.records_dir}: no such records directory")
+    from pipeline.cli.web import start_beside
+
+    start_beside(args)  # --web: the port is taken here, before Prefect starts
     from flows.settings import apply_defaults
 
     apply_defaults()
