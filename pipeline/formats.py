@@ -134,6 +134,8 @@ def identify(path: Path) -> Identification:
         raise IdentificationError(path, "the identifier returned no result")
     entry = files[0]
     matches = [m for m in entry["matches"] if m["ns"] == "pronom"]
+    if not entry["matches"] and entry["errors"]:  # not read at all (gone, a directory, unreadable)
+        raise IdentificationError(path, entry["errors"])
     if not matches or matches[0]["id"] in ("", _UNKNOWN):
         reason = entry["errors"] or (matches[0]["warning"] if matches else "") or "no match"
         return Identification(None, None, None, None, "", reason, used)
