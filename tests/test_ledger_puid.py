@@ -85,3 +85,16 @@ def test_the_migration_chain_ends_at_0002(revision: str) -> None:
     scripts = ScriptDirectory.from_config(_alembic_config())
     assert scripts.get_current_head() == revision
     assert scripts.get_revision(revision).down_revision == "0001"
+
+
+def test_every_migration_runs_in_one_transaction_on_sqlite(tmp_path: Path) -> None:
+    """One commit for 0001+0002: a process waiting at BEGIN IMMEDIATE cannot slip in between them
+    and run 0002 a second time (it did: "duplicate column name: puid")."""
+    from pipeline.ledger import upgrade_to_head
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    commits: list[str] = []
+    sa.event.listen(engine, "commit", lambda conn: commits.append("commit"))
+    upgrade_to_head(engine)
+    assert _current_revision(engine) == "0002" and commits == ["commit"]
+    engine.dispose()
