@@ -156,6 +156,14 @@ def test_a_second_version_derives_from_the_first_and_says_what_changed(tmp_path:
     derivation = [r for r in bag.relationships if r.type == "derivation"]
     assert [(r.subtype, r.related, r.events) for r in derivation] == [
         ("has source", ("icg-peru-1986.v1",), (change.identifier,))]
+    with Ledger.open(None, bags_dir=bags) as ledger:  # the ledger's export says the same
+        assert register_result(second, ledger).outcome == "bagged"
+        exported, _, _ = parse_premis(ledger.premis_xml("icg-peru-1986.v2"))
+        assert_premis_valid(ledger.premis_xml("icg-peru-1986.v2"))
+    bag = next(o for o in exported if isinstance(o, PremisRepresentation))
+    assert [(r.subtype, r.related) for r in bag.relationships if r.type == "derivation"] == [
+        ("has source", ("icg-peru-1986.v1",))]
+    assert next(o for o in exported if o.identifier == "data/pixel.png").puid == png.puid  # type: ignore[union-attr]
 
 
 def test_a_changed_record_alone_is_a_metadata_modification(tmp_path: Path, records_copy: Path) -> None:
