@@ -22,6 +22,7 @@ identification off (for a benchmark's baseline, or where formats are identified 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ IDENTIFY_ENV = "STRONGROOM_IDENTIFY"
 PRONOM = "PRONOM"
 #: What siegfried says of a file it cannot identify.
 _UNKNOWN = "UNKNOWN"
+#: As pipeline.premis.PUID_PATTERN (fmt/11, x-fmt/111).
+_PUID = re.compile(r"^(x-)?[a-z]+/[0-9]+$")
 
 _LOCK = threading.Lock()
 _TOOL: Tool | None = None
@@ -140,5 +143,8 @@ def identify(path: Path) -> Identification:
         reason = entry["errors"] or (matches[0]["warning"] if matches else "") or "no match"
         return Identification(None, None, None, None, "", reason, used)
     match = matches[0]
+    if not _PUID.match(match["id"]):  # another namespace's key (a custom signature file): no PUID
+        return Identification(None, None, None, None, match["basis"], f"not a PRONOM identifier: {match['id']}",
+                              used)
     return Identification(match["id"], match["format"] or None, match["version"] or None,
                           match["mime"] or None, match["basis"], match["warning"], used)

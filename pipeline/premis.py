@@ -113,7 +113,8 @@ class PremisAgent(_Frozen):
 RelationshipType = Literal["structural", "derivation"]
 #: PREMIS 3 relationship subtypes Strongroom writes (Data Dictionary labels).
 RelationshipSubType = Literal["includes", "is included in", "has source", "is source of"]
-_PUID = re.compile(r"^(x-)?(fmt|sfw|chr|cmp)/[0-9]+$")
+#: A PRONOM unique identifier: fmt/11, x-fmt/111, x-sfw/42, ...
+PUID_PATTERN = re.compile(r"^(x-)?[a-z]+/[0-9]+$")
 
 
 class PremisRelationship(_Frozen):
@@ -138,7 +139,7 @@ class PremisObject(_Frozen):
     digests: dict[str, str] = Field(default_factory=dict)
     original_name: str | None = None
     format_name: str | None = None
-    puid: str | None = Field(default=None, pattern=_PUID.pattern)
+    puid: str | None = Field(default=None, pattern=PUID_PATTERN.pattern)
     identified_format: str | None = None
     format_version: str | None = None
     format_notes: tuple[str, ...] = ()
