@@ -144,7 +144,7 @@ def test_fixity_rereads_the_version_and_verify_catches_damage(two_versions: tupl
 def test_a_directory_that_is_not_a_storage_root_is_refused(make_bag: Any, tmp_path: Path) -> None:
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "someone-elses.txt").write_text("x")
-    with pytest.raises(DepositError, match="not an OCFL storage root"):
+    with pytest.raises(DepositError, match="not an OCFL 1.1 storage root"):
         OcflTarget(f"ocfl://{tmp_path / 'busy'}?create=1").put(make_bag("rec"))
 
 

@@ -220,7 +220,8 @@ class OcflTarget(Target):
             if others:
                 return (f"{self.root}: declares {', '.join(others)}; Strongroom writes OCFL 1.1 and 1.0 "
                         "storage roots only")
-            return f"{self.root}: exists but is not an OCFL storage root (no 0=ocfl_1.1 or 0=ocfl_1.0)"
+            return (f"{self.root}: exists but is not an OCFL 1.1 storage root (nor a 1.0 one: no 0=ocfl_1.1 "
+                    "or 0=ocfl_1.0 declaration)")
         if self.create:
             return None
         return (f"{self.url}: no such directory (a missing storage root is never created unless the URL "
