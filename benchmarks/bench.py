@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import datasets  # noqa: E402 - the benchmark's own modules, beside this script
 import flows_bench  # noqa: E402
+import format_bench  # noqa: E402
 import harvest_bench  # noqa: E402
 from measure import Case, run_rounds  # noqa: E402
 from report import Row, machine, print_table  # noqa: E402
@@ -31,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 WORK = str(REPO / "benchmarks" / "workloads.py")
 ALGS = "sha512,sha256"
-PARTS = ("large", "small", "scale", "flows", "harvest")
+PARTS = ("large", "small", "scale", "flows", "harvest", "formats")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         results |= flows_bench.run(recs, out, args.flow_rounds, WORK)
     if "harvest" not in skip:
         results |= harvest_bench.run(data, out, rounds)
-    rows = _rows(results, sizes) + harvest_bench.rows(results)
+    if "formats" not in skip:
+        results |= format_bench.run(datasets.records(data, sizes.records), out, rounds, WORK)
+    rows = _rows(results, sizes) + harvest_bench.rows(results) + format_bench.rows(results, sizes.records)
     text = print_table(rows, results, machine(), sizes, rounds)
     if args.save:
         args.save.write_text(text, encoding="utf-8")

@@ -8,7 +8,10 @@ gives the same bytes: re-ingesting an unchanged record produces identical tag fi
   ``dc:description`` sentences.
 * ``to_jsonld``: the qualified form - the item and every resource of its provenance chain as
   linked nodes (``dcterms:source``, ``dcterms:isVersionOf``, ``dcterms:isPartOf``, ...) with typed
-  dates.  The ``@context`` is inline: reading it never touches the network.
+  dates.  The ``@context`` is inline: reading it never touches the network.  Serials, their
+  issues and agents are resources of their own, with IRIs minted under the item's
+  ``urn:strongroom:record:<id>`` (see :func:`serial_iri`, :func:`agent_iri`); languages are LoC
+  ISO 639-1 IRIs; a coverage period is an EDTF interval typed with LoC's EDTF datatype.
 * ``bag_info_fields``: what a person reading ``bag-info.txt`` alone needs to know.
 """
 
@@ -21,7 +24,7 @@ from typing import Any
 
 from lxml import etree
 
-from pipeline.models import DateStatement, LangString, Record, RelatedResource
+from pipeline.models import DateStatement, LangString, PartOf, Record, RelatedResource
 
 OAI_DC_NS = "http://www.openarchives.org/OAI/2.0/oai_dc/"
 OAI_DC_XSD = "http://www.openarchives.org/OAI/2.0/oai_dc.xsd"
@@ -32,6 +35,12 @@ XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 XSD_NS = "http://www.w3.org/2001/XMLSchema#"
 EDTF_DATATYPE = "http://id.loc.gov/datatypes/edtf/EDTF"
 DCMITYPE_NS = "http://purl.org/dc/dcmitype/"
+BIBO_NS = "http://purl.org/ontology/bibo/"
+FOAF_NS = "http://xmlns.com/foaf/0.1/"
+#: LoC's ISO 639-1 vocabulary: two-letter language codes as IRIs.
+ISO639_1 = "http://id.loc.gov/vocabulary/iso639-1/"
+#: DCMI's encoding scheme for BCP 47 language tags (RFC 5646).
+RFC5646 = DCTERMS_NS + "RFC5646"
 
 #: The 15 elements of DCMES 1.1, in the order Strongroom writes them.
 DC_ELEMENTS = ("title", "creator", "subject", "description", "publisher", "contributor", "date",
@@ -57,6 +66,36 @@ def item_iri(record: Record) -> str:
 def resource_iri(record: Record, resource_id: str) -> str:
     """The IRI of one resource of the item's provenance chain."""
     return f"{item_iri(record)}:{resource_id}"
+
+
+# Serials and agents get IRIs under the item's own namespace, from their names: two records
+# naming "Communism" may not mean the same serial, and Strongroom does not claim they do (an
+# archivist who knows adds an identifier).  Within one record the same name is the same node.
+
+
+def serial_iri(record: Record, title: str) -> str:
+    """``urn:strongroom:record:<id>:serial:<slug of the title>``; its issues add ``:issue:<slug>``."""
+    return f"{item_iri(record)}:serial:{_slug(title)}"
+
+
+def agent_iri(record: Record, name: str) -> str:
+    """``urn:strongroom:record:<id>:agent:<slug of the name>``."""
+    return f"{item_iri(record)}:agent:{_slug(name)}"
+
+
+def _slug(text: str) -> str:
+    """Lowercase ASCII letters and digits joined by ``-`` (``libcom.org`` -> ``libcom-org``); a
+    name with none of them gets a digest of its text instead."""
+    import unicodedata
+
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-") or _digest(text)
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 # -- plain-text renderings shared by the three forms ---------------------------------------------
@@ -167,31 +206,127 @@ def _flat_relations(record: Record) -> Iterator[Value]:
 
 def to_jsonld(record: Record) -> bytes:
     """The item and its provenance chain as DCMI-terms JSON-LD (UTF-8, inline context)."""
+    nodes = _Nodes(record)
+    graph = [_item_node(record, nodes)] + [_resource_node(record, r, nodes) for r in record.related]
     doc = {
         "@context": {"dcterms": DCTERMS_NS, "xsd": XSD_NS,
-                     "rdfs": "http://www.w3.org/2000/01/rdf-schema#"},
-        "@graph": [_item_node(record)] + [_resource_node(record, r) for r in record.related],
+                     "rdfs": "http://www.w3.org/2000/01/rdf-schema#", "bibo": BIBO_NS, "foaf": FOAF_NS},
+        "@graph": graph + nodes.extra(),
     }
     return json.dumps(doc, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
 
 
-def _item_node(record: Record) -> dict[str, Any]:
+class _Nodes:
+    """The agents, serials and issues the item and its chain refer to, one node per IRI."""
+
+    def __init__(self, record: Record) -> None:
+        self.record = record
+        self._nodes: dict[str, dict[str, Any]] = {}
+        self._owners: dict[str, str] = {}  # IRI -> the exact name it was minted for
+
+    def _iri(self, iri: str, name: str) -> str:
+        """``iri``, or - when a different name of this record already has it ("ICG" and "icg")
+        - ``iri`` with a digest of ``name``: one name, one node; two names, two nodes."""
+        owner = self._owners.setdefault(iri, name)
+        return iri if owner == name else self._iri(f"{iri}-{_digest(name)}", name)
+
+    def agents(self, names: Sequence[LangString]) -> list[dict[str, Any]]:
+        refs = []
+        for name in names:
+            text = one_line(name.value)
+            iri = self._iri(agent_iri(self.record, text), text)
+            node = self._nodes.setdefault(iri, {"@id": iri, "@type": "foaf:Agent"})
+            known = node.setdefault("foaf:name", [])
+            for lit in _lit([name]):
+                if lit not in known:
+                    known.append(lit)
+            refs.append({"@id": iri})
+        return refs
+
+    def part_of(self, part: PartOf) -> dict[str, Any]:
+        """The issue (or, without an issue, the serial) a resource is part of."""
+        title = one_line(part.title.value)
+        serial = self._iri(serial_iri(self.record, title), title)
+        self._nodes.setdefault(serial, {"@id": serial, "@type": "bibo:Periodical",
+                                        "dcterms:title": _lit([part.title])})
+        if part.issue is None:
+            return {"@id": serial}
+        issue = self._iri(f"{serial}:issue:{_slug(part.issue)}", f"{title}\n{part.issue}")
+        self._nodes.setdefault(issue, {"@id": issue, "@type": "bibo:Issue", "rdfs:label": part.label(),
+                                       "bibo:issue": part.issue, "dcterms:isPartOf": [{"@id": serial}]})
+        return {"@id": issue}
+
+    def extra(self) -> list[dict[str, Any]]:
+        return list(self._nodes.values())
+
+
+def _languages(tags: Sequence[str]) -> list[dict[str, Any]]:
+    """LoC ISO 639-1 IRIs for two-letter primary subtags; the whole tag too when it says more.
+
+    A three-letter code gets no IRI: LoC's ISO 639-2 list does not hold every ISO 639-3 code
+    that BCP 47 allows, and an IRI that may name nothing would be invented.
+    """
+    out: list[dict[str, Any]] = []
+    for tag in tags:
+        primary = tag.split("-", 1)[0].lower()
+        if len(primary) == 2:
+            out.append({"@id": ISO639_1 + primary})
+        if len(primary) != 2 or "-" in tag:
+            out.append({"@value": tag, "@type": RFC5646})
+    return out
+
+
+_YEAR_RANGE = re.compile(r"^(\d{4})\s*[-\u2013/]\s*(\d{4})$")
+
+
+def _coverage(values: Sequence[LangString]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(periods, other coverage): ``1985-1986`` becomes the EDTF interval ``1985/1986``, typed;
+    anything else that is not an EDTF interval stays a plain coverage text."""
+    periods: list[dict[str, Any]] = []
+    other: list[LangString] = []
+    for value in values:
+        text = one_line(value.value)
+        m = _YEAR_RANGE.match(text)
+        interval = f"{m.group(1)}/{m.group(2)}" if m and m.group(1) <= m.group(2) else text
+        if "/" in interval and _is_edtf_interval(interval):
+            periods.append({"@value": interval, "@type": EDTF_DATATYPE})
+        else:
+            other.append(value)
+    return periods, _lit(other)
+
+
+def _is_edtf_interval(text: str) -> bool:
+    from edtf import parse_edtf
+    from edtf.parser.edtf_exceptions import EDTFParseException
+    from edtf.parser.parser_classes import Interval
+
+    try:
+        return isinstance(parse_edtf(text), Interval)
+    except EDTFParseException:
+        return False
+
+
+def _item_node(record: Record, nodes: _Nodes) -> dict[str, Any]:
     dc = record.dc
     node: dict[str, Any] = {"@id": item_iri(record)}
     types = [{"@id": DCMITYPE_NS + t} for t in dc.type if t in _DCMI_TYPES]
     if types:
         node["@type"] = [t["@id"] for t in types]
     _put(node, "title", _lit(dc.title))
-    for name in ("creator", "subject", "description", "publisher", "contributor", "coverage",
-                 "source", "relation"):
+    for name in ("creator", "publisher", "contributor"):
+        _put(node, name, nodes.agents(getattr(dc, name)))
+    for name in ("subject", "description", "source", "relation"):
         _put(node, name, _lit(getattr(dc, name)))
+    periods, coverage = _coverage(dc.coverage)
+    _put(node, "temporal", periods)
+    _put(node, "coverage", coverage)
     _put(node, "date", [_date_literal(d) for d in dc.date])
     if record.issued is not None and record.issued.date:
         _put(node, "issued", [_date_literal(record.issued.date)])
     _put(node, "type", [{"@value": t} for t in dc.type if t not in _DCMI_TYPES])
     _put(node, "format", [{"@value": f} for f in dc.format])
     _put(node, "identifier", [{"@value": i} for i in dc.identifier])
-    _put(node, "language", [{"@value": lang} for lang in dc.language])
+    _put(node, "language", _languages(dc.language))
     for res in record.related:
         for relation in res.relation:
             _put(node, relation, [{"@id": resource_iri(record, res.id)}])
@@ -203,12 +338,13 @@ def _item_node(record: Record) -> dict[str, Any]:
     return node
 
 
-def _resource_node(record: Record, res: RelatedResource) -> dict[str, Any]:
+def _resource_node(record: Record, res: RelatedResource, nodes: _Nodes) -> dict[str, Any]:
     node: dict[str, Any] = {"@id": resource_iri(record, res.id), "rdfs:label": res.label}
     _put(node, "title", _lit(res.title))
-    for name in ("creator", "contributor", "publisher", "description"):
-        _put(node, name, _lit(getattr(res, name)))
-    _put(node, "language", [{"@value": lang} for lang in res.language])
+    for name in ("creator", "contributor", "publisher"):
+        _put(node, name, nodes.agents(getattr(res, name)))
+    _put(node, "description", _lit(res.description))
+    _put(node, "language", _languages(res.language))
     if res.issued is not None and res.issued.date:
         _put(node, "issued", [_date_literal(res.issued.date)])
     _put(node, "identifier", [{"@value": i} for i in res.identifier])
@@ -216,10 +352,7 @@ def _resource_node(record: Record, res: RelatedResource) -> dict[str, Any]:
          [{"@value": f"Cited in the source as: {c}"} for c in res.cited_as])
     _put(node, "description", _as_written_note(res.issued))
     if res.part_of is not None:
-        title = {"@value": res.part_of.label()}
-        if res.part_of.title.lang:
-            title["@language"] = res.part_of.title.lang
-        _put(node, "isPartOf", [{"@id": f"_:{res.id}.part-of", "dcterms:title": title}])
+        _put(node, "isPartOf", [nodes.part_of(res.part_of)])
     for link in res.links:
         _put(node, link.relation, [{"@id": resource_iri(record, link.target)}])
     return node

@@ -8,20 +8,18 @@ overwritten or deleted.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 import stat
 import tempfile
-import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline.audit import register_bag
 from pipeline.bag.names import unsafe_reason
-from pipeline.bag.payload import PayloadDigest, PayloadFile
+from pipeline.bag.payload import PayloadFile
 from pipeline.bag.tagfiles import iter_manifest, manifest_algorithms, manifest_name
 from pipeline.bag.writer import (
     STAGING_DIR,
@@ -35,7 +33,9 @@ from pipeline.bag.writer import (
 )
 from pipeline.errors import BagWriteError, FixityError, PayloadError, StrongroomError
 from pipeline.fixity import DEFAULT_ALGORITHMS, check_algorithms, digest_file
-from pipeline.premis import PremisAgent, PremisEvent, PremisObject, render_premis, strongroom_agent
+from pipeline.formats import identification_enabled
+from pipeline.preservation import IngestSteps
+from pipeline.premis import PremisEvent
 from pipeline.records import LoadedRecord, load_record
 
 if TYPE_CHECKING:
@@ -58,12 +58,15 @@ class IngestResult:
     error: str | None = None
     events: list[PremisEvent] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # worth saying, not a problem (e.g. no digest stated)
+    #: a problem that does not stop the ingest, never silent (e.g. the record's format disagrees)
+    warnings: list[str] = field(default_factory=list)
 
     def as_row(self) -> dict[str, Any]:
         """A flat, JSON-ready view (for --json, reports and Prefect artifacts)."""
         return {"record": str(self.record), "identifier": self.identifier,
                 "bag": str(self.bag) if self.bag else None, "files": self.files,
-                "bytes": self.bytes, "outcome": self.outcome, "error": self.error, "notes": self.notes}
+                "bytes": self.bytes, "outcome": self.outcome, "error": self.error, "notes": self.notes,
+                "warnings": self.warnings}
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ class IngestOptions:
     algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
     verifiers: Sequence[Verifier] | None = None  # None: Strongroom's validator + bagit-python
     progress: Progress | None = None
+    #: identify every payload file's format against PRONOM; None: unless STRONGROOM_IDENTIFY=0
+    identify: bool | None = None
 
 
 def ingest_record(record_path: Path, bags_dir: Path, options: IngestOptions = IngestOptions()) -> IngestResult:
@@ -193,16 +198,18 @@ def _ingest(record_path: Path, bags_dir: Path, options: IngestOptions) -> Ingest
         return IngestResult(record_path, "unchanged", record.id, versions[-1], len(payload),
                             sum(p.source.stat().st_size for p in payload))
     dest = bags_dir / f"{record.id}.v{_next_version(versions) if versions else 1}"
-    events: list[PremisEvent] = []
+    identify = options.identify if options.identify is not None else identification_enabled()
+    steps = IngestSteps(loaded, dest, versions[-1] if versions else None, identify_formats=identify,
+                        tag_files=lambda: _metadata_files(loaded))
+    verifiers = default_verifiers() if options.verifiers is None else options.verifiers
     options_for_bag = BagOptions(
         algorithms=algorithms,
         info=_bag_info(loaded),
         profile_id=STRONGROOM_PROFILE_ID,
-        tag_files=lambda digests: _metadata_files(loaded),
+        tag_files=steps.after_copy,
         expected={f"data/{p.path}": dict(p.checksums) for p in record.payload if p.checksums},
-        verifiers=default_verifiers() if options.verifiers is None else options.verifiers,
-        after_verify=lambda digests, notes: {"metadata/premis.xml": _premis(loaded, dest, digests,
-                                                                            notes, events)},
+        verifiers=[steps.packed_then(v) for v in verifiers],
+        after_verify=lambda digests, notes: {"metadata/premis.xml": steps.premis(digests, notes)},
         progress=options.progress,
     )
     try:
@@ -217,7 +224,8 @@ def _ingest(record_path: Path, bags_dir: Path, options: IngestOptions) -> Ingest
     notes = [f"{record_path}: no digest stated for '{p.path}': fixity starts at ingest"
              for p in record.payload if not p.checksums]
     return IngestResult(record_path, "bagged", record.id, written.path, len(written.payload),
-                        written.octets, events=events, notes=notes)
+                        written.octets, events=steps.events, notes=notes + steps.notes,
+                        warnings=steps.warnings)
 
 
 def _next_version(versions: Sequence[Path]) -> int:
@@ -281,58 +289,3 @@ def _metadata_files(loaded: LoadedRecord) -> dict[str, bytes]:
         "metadata/dcterms.jsonld": to_jsonld(loaded.record),
         "metadata/record.yaml": loaded.raw,
     }
-
-
-def _premis(loaded: LoadedRecord, dest: Path, payload: Collection[PayloadDigest], notes: str,
-            events_out: list[PremisEvent]) -> bytes:
-    """PREMIS 3 for the bag: its file objects and the events of this ingest (also kept for the ledger)."""
-    agent = strongroom_agent()
-    bagit_agent = _bagit_python_agent()
-    formats = {f"data/{spec.path}": spec.format for spec in loaded.record.payload}
-    payload = list(payload)  # read back once from the staged manifests (a record's few files)
-    objects = [PremisObject(identifier=p.path, size=p.size, digests=dict(p.digests),
-                            original_name=p.path.removeprefix("data/"), format_name=formats.get(p.path))
-               for p in payload]
-    ids = [o.identifier for o in objects]
-    algs = ", ".join(next(iter(payload)).digests) if payload else ""
-    stated = [(p, s) for p in payload for s in _stated(loaded, p)]
-    now = dt.datetime.now(dt.timezone.utc)
-    event = _event_factory(now, ids, [agent.identifier])
-    events = [
-        event("ing", f"Ingested record {loaded.path.name} ({loaded.record.id}) as bag {dest.name}"),
-        event("mes", f"Computed {algs} of every payload file in one read while copying it"),
-    ]
-    if stated:
-        events.append(event("fix", "Compared the digests of the bytes read from the source with the "
-                                   "digests stated in the record: all equal",
-                            detail="; ".join(f"{p.path} {alg}:{hexd}" for p, (alg, hexd) in stated)))
-    events.append(event("pac", f"Packed as BagIt 1.0 bag {dest.name} (profile {STRONGROOM_PROFILE_ID})"))
-    events.append(event("val", "Validated the complete staged bag before publication: Strongroom's "
-                               "strict validator (full) and bagit-python (second opinion): valid",
-                        detail=notes or None, agents=[agent.identifier, bagit_agent.identifier]))
-    events_out[:] = events
-    return render_premis(objects, events, [agent, bagit_agent])
-
-
-def _stated(loaded: LoadedRecord, item: PayloadDigest) -> list[tuple[str, str]]:
-    rel = item.path.removeprefix("data/")
-    return [(alg, hexd.lower()) for spec in loaded.record.payload if spec.path == rel
-            for alg, hexd in spec.checksums.items()]
-
-
-def _event_factory(when: dt.datetime, object_ids: list[str], agent_ids: list[str]
-                   ) -> Callable[..., PremisEvent]:
-    def make(event_type: str, text: str, *, detail: str | None = None,
-             agents: list[str] | None = None) -> PremisEvent:
-        return PremisEvent(identifier=f"urn:uuid:{uuid.uuid4()}", event_type=event_type, date_time=when,
-                           detail=text, outcome="suc", outcome_detail=detail, object_ids=tuple(object_ids),
-                           agent_ids=tuple(agents or agent_ids))
-
-    return make
-
-
-def _bagit_python_agent() -> PremisAgent:
-    import bagit
-
-    return PremisAgent(identifier=f"bagit-python/{bagit.VERSION}", name="bagit-python",
-                       version=str(bagit.VERSION))

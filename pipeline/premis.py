@@ -14,7 +14,7 @@ import hashlib
 import re
 import uuid
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from lxml import etree
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -58,6 +58,10 @@ DIGEST_LABELS: dict[str, str] = {"md5": "MD5", "sha1": "SHA-1", "sha224": "SHA-2
                                  "sha256": "SHA-256", "sha384": "SHA-384", "sha512": "SHA-512"}
 _LOC_DIGESTS = {"md5", "sha1", "sha256", "sha384", "sha512"}
 _UNKNOWN_FORMAT = "unknown"
+#: PREMIS formatRegistryName of PRONOM.
+PRONOM = "PRONOM"
+#: The formatNote marking the format a record states (rather than one identified).
+STATED_FORMAT_NOTE = "stated in the record"
 
 Outcome = Literal["suc", "fai", "war"]
 
@@ -106,14 +110,40 @@ class PremisAgent(_Frozen):
     type: Literal["sof", "per", "org", "har"] = "sof"
 
 
+RelationshipType = Literal["structural", "derivation"]
+#: PREMIS 3 relationship subtypes Strongroom writes (Data Dictionary labels).
+RelationshipSubType = Literal["includes", "is included in", "has source", "is source of"]
+#: A PRONOM unique identifier: fmt/11, x-fmt/111, x-sfw/42, ...
+PUID_PATTERN = re.compile(r"^(x-)?[a-z]+/[0-9]+$")
+
+
+class PremisRelationship(_Frozen):
+    """How an object relates to others: a bag ``includes`` its files, ``v2`` ``has source`` ``v1``."""
+
+    type: RelationshipType
+    subtype: RelationshipSubType
+    related: tuple[str, ...] = Field(min_length=1)  # local object identifiers
+    events: tuple[UrnUuid, ...] = ()  # the events that made the relationship (a derivation)
+
+
 class PremisObject(_Frozen):
-    """A file of a bag: its path in the bag (``data/x.txt``), size and digests."""
+    """A file of a bag: its path in the bag (``data/x.txt``), size, digests and format.
+
+    ``format_name`` is the MIME type the record states; ``puid`` (with ``identified_format`` and
+    ``format_version``) what identification against PRONOM found; ``format_notes`` say who
+    identified it, on what basis, and any disagreement with the record.
+    """
 
     identifier: str = Field(min_length=1)
     size: int = Field(ge=0)
     digests: dict[str, str] = Field(default_factory=dict)
     original_name: str | None = None
     format_name: str | None = None
+    puid: str | None = Field(default=None, pattern=PUID_PATTERN.pattern)
+    identified_format: str | None = None
+    format_version: str | None = None
+    format_notes: tuple[str, ...] = ()
+    relationships: tuple[PremisRelationship, ...] = ()
 
     @field_validator("digests")
     @classmethod
@@ -126,6 +156,17 @@ class PremisObject(_Frozen):
                 raise PydanticCustomError("digest", "{alg} digest must be {want} hex digits",
                                           {"alg": alg, "want": want})
         return {alg: hexdigest.lower() for alg, hexdigest in value.items()}
+
+
+class PremisRepresentation(_Frozen):
+    """A bag as an object of its own (a PREMIS representation): its files are its parts."""
+
+    identifier: str = Field(min_length=1)
+    original_name: str | None = None
+    relationships: tuple[PremisRelationship, ...] = ()
+
+
+AnyObject = PremisObject | PremisRepresentation
 
 
 class PremisEvent(_Frozen):
@@ -174,7 +215,7 @@ def _identifier(parent: etree._Element, kind: str, id_type: str, value: str) -> 
     _sub(box, f"{kind}IdentifierValue", value)
 
 
-def render_premis(objects: Sequence[PremisObject], events: Sequence[PremisEvent],
+def render_premis(objects: Sequence[AnyObject], events: Sequence[PremisEvent],
                   agents: Sequence[PremisAgent]) -> bytes:
     """A ``premis:premis version="3.0"`` document (UTF-8 XML), objects then events then agents.
 
@@ -184,7 +225,10 @@ def render_premis(objects: Sequence[PremisObject], events: Sequence[PremisEvent]
     root.set("version", "3.0")
     root.set(f"{{{XSI_NS}}}schemaLocation", f"{PREMIS_NS} {PREMIS_XSD}")
     for obj in objects:
-        _render_object(root, obj)
+        if isinstance(obj, PremisRepresentation):
+            _render_representation(root, obj)
+        else:
+            _render_object(root, obj)
     for event in events:
         _render_event(root, event)
     for agent in agents:
@@ -207,16 +251,68 @@ def _render_object(root: etree._Element, obj: PremisObject) -> None:
             _sub(fixity, "messageDigestAlgorithm", DIGEST_LABELS[alg])
         _sub(fixity, "messageDigest", hexdigest)
     _sub(chars, "size", str(obj.size))
-    # PREMIS requires a format; "unknown" stands for "not identified" and reads back as None.
-    designation = _sub(_sub(chars, "format"), "formatDesignation")
-    _sub(designation, "formatName", obj.format_name or _UNKNOWN_FORMAT)
+    _render_formats(chars, obj)
     if obj.original_name is not None:
         _sub(el, "originalName", obj.original_name)
+    _render_relationships(el, obj.relationships)
+
+
+def _render_formats(chars: etree._Element, obj: PremisObject) -> None:
+    """The identified format (PRONOM) first, then the MIME type the record states.
+
+    PREMIS requires a format; "unknown" stands for "neither identified nor stated" and reads
+    back as nothing.
+    """
+    if obj.puid is not None or obj.identified_format is not None:
+        fmt = _sub(chars, "format")
+        designation = _sub(fmt, "formatDesignation")
+        _sub(designation, "formatName", obj.identified_format or obj.puid)
+        if obj.format_version is not None:
+            _sub(designation, "formatVersion", obj.format_version)
+        if obj.puid is not None:
+            registry = _sub(fmt, "formatRegistry")
+            _sub(registry, "formatRegistryName", PRONOM)
+            _sub(registry, "formatRegistryKey", obj.puid)
+            _sub(registry, "formatRegistryRole", "specification")
+        for note in obj.format_notes:
+            _sub(fmt, "formatNote", note)
+    if obj.format_name is not None or obj.puid is None and obj.identified_format is None:
+        fmt = _sub(chars, "format")
+        _sub(_sub(fmt, "formatDesignation"), "formatName", obj.format_name or _UNKNOWN_FORMAT)
+        if obj.format_name is not None:
+            _sub(fmt, "formatNote", STATED_FORMAT_NOTE)
+
+
+def _render_representation(root: etree._Element, obj: PremisRepresentation) -> None:
+    el = _sub(root, "object")
+    el.set(f"{{{XSI_NS}}}type", "premis:representation")
+    _identifier(el, "object", "local", obj.identifier)
+    if obj.original_name is not None:
+        _sub(el, "originalName", obj.original_name)
+    _render_relationships(el, obj.relationships)
+
+
+def _render_relationships(el: etree._Element, relationships: Sequence[PremisRelationship]) -> None:
+    for rel in relationships:
+        box = _sub(el, "relationship")
+        _sub(box, "relationshipType", rel.type, authority="relationshipType",
+             authorityURI=LOC_VOCAB + "relationshipType")
+        _sub(box, "relationshipSubType", rel.subtype, authority="relationshipSubType",
+             authorityURI=LOC_VOCAB + "relationshipSubType")
+        for related in rel.related:
+            ident = _sub(box, "relatedObjectIdentifier")
+            _sub(ident, "relatedObjectIdentifierType", "local")
+            _sub(ident, "relatedObjectIdentifierValue", related)
+        for event_id in rel.events:
+            ident = _sub(box, "relatedEventIdentifier")
+            _sub(ident, "relatedEventIdentifierType", "URN")
+            _sub(ident, "relatedEventIdentifierValue", event_id)
 
 
 def _render_event(root: etree._Element, event: PremisEvent) -> None:
     el = _sub(root, "event")
-    _identifier(el, "event", "UUID", event.identifier)
+    # The value is a urn:uuid: URN, so its type says URN (a "UUID" type would want the bare UUID).
+    _identifier(el, "event", "URN", event.identifier)
     _coded(el, "eventType", "eventType", event.event_type, EVENT_TYPES[event.event_type])
     _sub(el, "eventDateTime", event.date_time.isoformat())
     if event.detail is not None:
@@ -247,7 +343,7 @@ def _render_agent(root: etree._Element, agent: PremisAgent) -> None:
 
 # -- reading ------------------------------------------------------------------------------------
 
-PremisDocument = tuple[list[PremisObject], list[PremisEvent], list[PremisAgent]]
+PremisDocument = tuple[list[AnyObject], list[PremisEvent], list[PremisAgent]]
 
 
 def safe_xml_parser() -> etree.XMLParser:
@@ -281,7 +377,7 @@ def parse_premis(data: bytes) -> PremisDocument:
     if root.tag != _q("premis"):
         raise MetadataError(f"PREMIS: root element is {root.tag}, not premis:premis")
     try:
-        objects = [_parse_object(el) for el in root.findall(_q("object"))]
+        objects = [_parse_any_object(el) for el in root.findall(_q("object"))]
         events = [_parse_event(el) for el in root.findall(_q("event"))]
         agents = [_parse_agent(el) for el in root.findall(_q("agent"))]
     except (ValueError, KeyError) as exc:  # pydantic's ValidationError is a ValueError
@@ -317,21 +413,55 @@ def _code(el: etree._Element, path: str, labels: dict[str, str]) -> str:
     raise ValueError(f"unknown {path.split(':')[-1]} '{found.text}'")
 
 
+def _parse_any_object(el: etree._Element) -> AnyObject:
+    kind = el.get(f"{{{XSI_NS}}}type", "").rpartition(":")[2]
+    if kind == "representation":
+        return PremisRepresentation(
+            identifier=_need(el, "premis:objectIdentifier/premis:objectIdentifierValue"),
+            original_name=_text(el, "premis:originalName"),
+            relationships=tuple(_parse_relationships(el)))
+    return _parse_object(el)
+
+
 def _parse_object(el: etree._Element) -> PremisObject:
     ns = {"premis": PREMIS_NS}
     digests: dict[str, str] = {}
     for fixity in el.findall("premis:objectCharacteristics/premis:fixity", ns):
         alg = _code(fixity, "premis:messageDigestAlgorithm", DIGEST_LABELS)
         digests[alg] = _need(fixity, "premis:messageDigest")
-    fmt = _text(el, "premis:objectCharacteristics/premis:format/premis:formatDesignation/"
-                    "premis:formatName")
+    stated: str | None = None
+    identified: dict[str, Any] = {}
+    for fmt in el.findall("premis:objectCharacteristics/premis:format", ns):
+        name = _text(fmt, "premis:formatDesignation/premis:formatName")
+        notes = tuple(n.text or "" for n in fmt.findall("premis:formatNote", ns))
+        puid = _text(fmt, "premis:formatRegistry[premis:formatRegistryName='PRONOM']/"
+                          "premis:formatRegistryKey")
+        if puid is None and (STATED_FORMAT_NOTE in notes or name == _UNKNOWN_FORMAT):
+            stated = None if name == _UNKNOWN_FORMAT else name
+            continue
+        identified = {"puid": puid, "identified_format": name, "format_notes": notes,
+                      "format_version": _text(fmt, "premis:formatDesignation/premis:formatVersion")}
     return PremisObject(
         identifier=_need(el, "premis:objectIdentifier/premis:objectIdentifierValue"),
         size=int(_need(el, "premis:objectCharacteristics/premis:size")),
         digests=digests,
         original_name=_text(el, "premis:originalName"),
-        format_name=None if fmt in (None, _UNKNOWN_FORMAT) else fmt,
+        format_name=stated,
+        relationships=tuple(_parse_relationships(el)),
+        **identified,
     )
+
+
+def _parse_relationships(el: etree._Element) -> list[PremisRelationship]:
+    ns = {"premis": PREMIS_NS}
+    return [PremisRelationship.model_validate({
+        "type": _need(rel, "premis:relationshipType"),
+        "subtype": _need(rel, "premis:relationshipSubType"),
+        "related": [v.text or "" for v in rel.findall(
+            "premis:relatedObjectIdentifier/premis:relatedObjectIdentifierValue", ns)],
+        "events": [v.text or "" for v in rel.findall(
+            "premis:relatedEventIdentifier/premis:relatedEventIdentifierValue", ns)],
+    }) for rel in el.findall("premis:relationship", ns)]
 
 
 def _parse_event(el: etree._Element) -> PremisEvent:

@@ -12,6 +12,8 @@ import boto3
 import ocfl
 import pytest
 
+from pipeline.deposit.ocfl import object_id_of
+
 from .conftest import run_cli
 
 BAG = "icg-peru-1986.v1"
@@ -55,7 +57,7 @@ def test_seed_deposited_to_all_three_repositories_and_audited_there(
 
     # damage at rest in two repositories; the next audit names exactly those copies and that file
     root = tmp_path / "ocfl"
-    objdir = root / ocfl.StorageRoot(root=str(root)).object_path("icg-peru-1986")
+    objdir = root / ocfl.StorageRoot(root=str(root)).object_path(object_id_of("icg-peru-1986"))
     [payload] = [p for p in (objdir / "v1" / "content" / "data").rglob("*") if p.is_file()]
     data = bytearray(payload.read_bytes())
     data[100] ^= 1

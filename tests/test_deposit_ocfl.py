@@ -14,7 +14,7 @@ from ocfl.validator import Validator
 from pipeline.bag.validator import validate_bag
 from pipeline.deposit import open_target
 from pipeline.deposit.base import DIGEST, bag_expectations
-from pipeline.deposit.ocfl import OcflTarget
+from pipeline.deposit.ocfl import OcflTarget, object_id_of
 from pipeline.errors import DepositError, DepositMismatchError
 
 
@@ -29,7 +29,7 @@ def assert_valid_root(root: Path, objects: int) -> None:
 
 def checkout(root: Path, identifier: str, version: int, dest: Path) -> Path:
     """Extract one version with ocfl-py (not with Strongroom) into ``dest``."""
-    objdir = root / ocfl.StorageRoot(root=str(root)).object_path(identifier)
+    objdir = root / ocfl.StorageRoot(root=str(root)).object_path(object_id_of(identifier))
     ocfl.Object(path=str(objdir)).extract(objdir=str(objdir), version=f"v{version}", dstdir=str(dest))
     return dest
 
@@ -62,9 +62,9 @@ def test_each_bag_version_becomes_a_version_of_one_valid_ocfl_object(two_version
     second = target.put(v2)
     assert second.outcome == "deposited" and "v2" in second.detail
     assert_valid_root(root, objects=1)
-    objdir = root / ocfl.StorageRoot(root=str(root)).object_path("icg-peru")
+    objdir = root / ocfl.StorageRoot(root=str(root)).object_path(object_id_of("icg-peru"))
     inventory = ocfl.Object(path=str(objdir)).parse_inventory()
-    assert inventory.id == "icg-peru" and inventory.version_directories == ["v1", "v2"]
+    assert inventory.id == "urn:strongroom:record:icg-peru" and inventory.version_directories == ["v1", "v2"]
     # every version, checked out by ocfl-py, is the whole bag (tag files too) and a valid bag
     for n, bag in ((1, v1), (2, v2)):
         out = checkout(root, "icg-peru", n, tmp_path / f"out{n}")
@@ -96,7 +96,7 @@ def test_a_different_bag_under_a_held_version_is_refused(two_versions: tuple[Pat
     root = tmp_path / "ocfl"
     target = open_target(f"ocfl://{root}?create=1")
     target.put(v1)
-    objdir = root / ocfl.StorageRoot(root=str(root)).object_path("icg-peru")
+    objdir = root / ocfl.StorageRoot(root=str(root)).object_path(object_id_of("icg-peru"))
     before = (objdir / "inventory.json").read_bytes()
     with pytest.raises(DepositMismatchError, match="nothing overwritten"):
         target.put(impostor)
@@ -113,7 +113,7 @@ def test_a_version_renamed_in_but_not_published_is_rolled_forward(two_versions: 
     target = open_target(f"ocfl://{root}?create=1")
     target.put(v1)
     target.put(v2)
-    objdir = root / ocfl.StorageRoot(root=str(root)).object_path("icg-peru")
+    objdir = root / ocfl.StorageRoot(root=str(root)).object_path(object_id_of("icg-peru"))
     shutil.copyfile(objdir / "v1" / "inventory.json.sha512", objdir / "inventory.json.sha512")
     if published == "nothing":
         shutil.copyfile(objdir / "v1" / "inventory.json", objdir / "inventory.json")
@@ -133,7 +133,7 @@ def test_fixity_rereads_the_version_and_verify_catches_damage(two_versions: tupl
     assert target.verify("icg-peru.v2", expected) == []
     found = target.fixity("icg-peru.v2", ["sha512"])
     assert {p: d["sha512"] for p, (_, d) in found.items()} == {p: d["sha512"] for p, (_, d) in expected.items()}
-    objdir = root / ocfl.StorageRoot(root=str(root)).object_path("icg-peru")
+    objdir = root / ocfl.StorageRoot(root=str(root)).object_path(object_id_of("icg-peru"))
     (objdir / "v1" / "content" / "data" / "b.txt").write_bytes(b"kapt\n")  # v2 inherits b.txt from v1
     findings = target.verify("icg-peru.v2", expected)
     assert {(f.code, f.path) for f in findings} == {(DIGEST, "data/b.txt")}
@@ -187,7 +187,7 @@ def test_a_malformed_inventory_is_one_deposit_error(make_bag: Any, tmp_path: Pat
     bag = make_bag("rec")
     target = OcflTarget((tmp_path / "ocfl").as_uri().replace("file:", "ocfl:") + "?create=1")
     target.put(bag)
-    [inventory] = [p for p in (tmp_path / "ocfl").rglob("inventory.json") if p.parent.name == "rec"]
+    [inventory] = [p for p in (tmp_path / "ocfl").rglob("inventory.json") if p.parent.name == "urn%3astrongroom%3arecord%3arec"]
     data = json.loads(inventory.read_text())
     damage(data)
     raw = json.dumps(data).encode()

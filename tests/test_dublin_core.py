@@ -8,7 +8,9 @@ import pytest
 import rdflib
 from lxml import etree
 from rdflib import RDF, Literal, URIRef
-from rdflib.namespace import DCTERMS
+from rdflib.namespace import DCTERMS, FOAF, Namespace
+
+BIBO = Namespace("http://purl.org/ontology/bibo/")
 
 from pipeline.bag.tagfiles import format_bag_info, parse_bag_info
 from pipeline.dublin_core import (
@@ -122,15 +124,18 @@ def test_jsonld_issued_dates_and_none_invented(record: Record, graph: rdflib.Gra
 
 
 def test_jsonld_part_of_issues_and_languages(record: Record, graph: rdflib.Graph) -> None:
-    def part_titles(rid: str) -> set[str]:
-        node = URIRef(resource_iri(record, rid))
-        return {str(t) for p in graph.objects(node, DCTERMS.isPartOf)
-                for t in graph.objects(p, DCTERMS.title)}
+    def issue_and_serial(rid: str) -> tuple[str, str]:
+        issues = list(graph.objects(URIRef(resource_iri(record, rid)), DCTERMS.isPartOf))
+        assert len(issues) == 1 and isinstance(issues[0], URIRef)  # an IRI, not a blank node
+        serials = list(graph.objects(issues[0], DCTERMS.isPartOf))
+        assert len(serials) == 1 and isinstance(serials[0], URIRef)
+        assert (serials[0], RDF.type, BIBO.Periodical) in graph and (issues[0], RDF.type, BIBO.Issue) in graph
+        return str(graph.value(issues[0], BIBO.issue)), str(graph.value(serials[0], DCTERMS.title))
 
-    assert part_titles("comunismo-22") == {"Comunismo No. 22"}
-    assert part_titles("communism-6") == {"Communism No. 6"}
+    assert issue_and_serial("comunismo-22") == ("No. 22", "Comunismo")
+    assert issue_and_serial("communism-6") == ("No. 6", "Communism")
     lang = set(graph.objects(URIRef(resource_iri(record, "comunismo-22")), DCTERMS.language))
-    assert {str(v) for v in lang} == {"es"}
+    assert lang == {URIRef("http://id.loc.gov/vocabulary/iso639-1/es")}
 
 
 def test_jsonld_carries_provenance_citation_rights_publisher(record: Record,
@@ -141,7 +146,7 @@ def test_jsonld_carries_provenance_citation_rights_publisher(record: Record,
         assert list(graph.objects(item, term)), term
     assert URIRef("http://rightsstatements.org/vocab/UND/1.0/") in set(
         graph.objects(item, DCTERMS.rights))
-    assert {str(p) for p in graph.objects(item, DCTERMS.publisher)} == {"libcom.org"}
+    assert {str(graph.value(p, FOAF.name)) for p in graph.objects(item, DCTERMS.publisher)} == {"libcom.org"}
     assert (item, RDF.type, URIRef("http://purl.org/dc/dcmitype/Text")) in graph
 
 

@@ -231,3 +231,29 @@ def test_safe_parser_leaves_entities_unexpanded() -> None:
 
     root = etree.fromstring(b'<!DOCTYPE a [<!ENTITY s "EXPANDED">]><a>&s;</a>', safe_xml_parser())
     assert "EXPANDED" not in etree.tostring(root).decode()
+
+
+def test_formats_relationships_and_representations_round_trip() -> None:
+    from pipeline.premis import PremisRelationship, PremisRepresentation
+
+    inside = (PremisRelationship(type="structural", subtype="is included in", related=("b.v2",)),)
+    identified = _object(puid="fmt/11", identified_format="Portable Network Graphics", format_version="1.0",
+                         format_notes=("identified by siegfried 1.11.9", "disagrees with the record"),
+                         format_name="image/jpeg", relationships=inside)
+    only_identified = _object(identifier="data/b.txt", puid="x-fmt/111", identified_format="Plain Text File",
+                              format_name=None)
+    bag = PremisRepresentation(identifier="b.v2", relationships=(
+        PremisRelationship(type="structural", subtype="includes", related=("data/hello.txt", "data/b.txt")),
+        PremisRelationship(type="derivation", subtype="has source", related=("b.v1",),
+                           events=(_event().identifier,))))
+    objects = [identified, only_identified, _object(identifier="data/c.bin", format_name=None), bag]
+    document = render_premis(objects, [_event()], [])
+    assert parse_premis(document)[0] == objects
+    root = etree.fromstring(document)
+    keys = [k.text for k in root.iter("{http://www.loc.gov/premis/v3}formatRegistryKey")]
+    assert keys == ["fmt/11", "x-fmt/111"]
+
+
+def test_a_puid_that_is_not_one_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        _object(puid="png")

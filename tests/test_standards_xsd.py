@@ -64,3 +64,15 @@ def test_the_schemas_reject_what_they_should(tmp_path: Path) -> None:
 def test_the_seed_reaches_the_bag_byte_for_byte(seed_bag: Path, seed_path: Path) -> None:
     held = seed_bag / "data" / seed_path.name
     assert hashlib.sha256(held.read_bytes()).digest() == hashlib.sha256(seed_path.read_bytes()).digest()
+
+
+def test_the_ledgers_premis_export_of_the_seed_validates_against_the_premis_3_0_xsd(seed_bag: Path,
+                                                                                    tmp_path: Path) -> None:
+    from pipeline.audit import register_bag
+    from pipeline.ledger import Ledger
+
+    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite'}") as ledger:
+        register_bag(ledger, seed_bag, origin="ingest")
+        exported = tmp_path / "premis.xml"
+        exported.write_bytes(ledger.premis_xml(seed_bag.name))
+    _assert_valid(_schema("premis-v3-0.xsd"), exported)

@@ -7,6 +7,7 @@ when it is registered (:func:`reference_from_bag`).  It only ever reads.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import stat
@@ -125,8 +126,29 @@ def reference_from_bag(bag: Path, *, verify_payload: bool) -> RegisteredContent:
     if problems or tag_problems:
         raise BagInvalidError(bag, problems + tag_problems)
     info = parse_bag_info((bag / "bag-info.txt").read_text("utf-8", "replace")) if "bag-info.txt" in files else []
+    puids = _puids(bag) if PREMIS_TAG_FILE in files else {}
+    refs = [dataclasses.replace(r, puid=puids[r.path]) if r.path in puids else r for r in refs]
     return RegisteredContent(bag.name, info_value(info, "External-Identifier"),
                              info_value(info, "BagIt-Profile-Identifier"), algorithms, tuple(refs + tag_refs))
+
+
+#: Where a Strongroom bag keeps its PREMIS record.
+PREMIS_TAG_FILE = "metadata/premis.xml"
+
+
+def _puids(bag: Path) -> dict[str, str]:
+    """Each payload file's PRONOM identifier as the bag's ``metadata/premis.xml`` states it.
+
+    A PREMIS record Strongroom cannot read (another tool's) gives none: the PUIDs are a
+    description, the digests are the reference.
+    """
+    from pipeline.premis import PremisObject, parse_premis
+
+    try:
+        objects, _, _ = parse_premis((bag / PREMIS_TAG_FILE).read_bytes())
+    except (OSError, StrongroomError):
+        return {}
+    return {o.identifier: o.puid for o in objects if isinstance(o, PremisObject) and o.puid}
 
 
 def _refuse_irregular(bag: Path, files: Mapping[str, os.stat_result]) -> None:

@@ -28,6 +28,7 @@ def describe(bag: Path) -> str:
         if value:
             lines.append(_field(label, value))
     lines.extend(_payload_lines(bag, info_value(info, "Payload-Oxum")))
+    lines.extend(_format_lines(bag))
     tags = sorted(p.relative_to(bag).as_posix() for p in bag.rglob("*")
                   if p.is_file() and p.relative_to(bag).parts[0] != "data")
     lines.append(printable(f"  {'Tag files:':<26}{', '.join(tags)}"))
@@ -49,6 +50,27 @@ def _payload_lines(bag: Path, oxum: str | None) -> list[str]:
                 break
             names.append(path.removeprefix("data/"))
         lines.append(printable(f"  {'Payload files:':<26}{', '.join(names)}"))
+    return lines
+
+
+def _format_lines(bag: Path) -> list[str]:
+    """Each payload file's PRONOM identifier, from the bag's PREMIS record (none without one)."""
+    from pipeline.premis import PremisObject, parse_premis
+
+    try:
+        objects, _, _ = parse_premis((bag / "metadata" / "premis.xml").read_bytes())
+    except (OSError, StrongroomError):
+        return []
+    files = [o for o in objects if isinstance(o, PremisObject) and o.identifier.startswith("data/")]
+    lines = []
+    for i, obj in enumerate(files):
+        if i == _MAX_FILES:
+            lines.append(f"  {'':<26}…")
+            break
+        head = "Formats (PRONOM):" if i == 0 else ""
+        found = f"{obj.puid} ({obj.identified_format})" if obj.puid else "not identified"
+        stated = f"; record states {obj.format_name}" if obj.format_name else ""
+        lines.append(printable(f"  {head:<26}{obj.identifier.removeprefix('data/')}: {found}{stated}"))
     return lines
 
 

@@ -196,6 +196,8 @@ def _print_ingest(report: dict[str, Any], *, as_json: bool) -> None:
             print(f"strongroom: error: {row['error']}", file=sys.stderr)
         else:
             print(f"{row['outcome']:>9}  {row['bag']}  ({row['files']} file(s), {row['bytes']:,} bytes)")
+        for warning in row.get("warnings") or ():
+            print(f"strongroom: warning: {warning}", file=sys.stderr)
         for note in row.get("notes") or ():
             print(f"note: {note}")
     n = len(report["records"])

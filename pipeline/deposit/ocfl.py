@@ -1,11 +1,19 @@
 """``ocfl:///path``: an OCFL 1.1 storage root (the way Fedora 6 and others keep objects), via ocfl-py.
 
-Each bag is an OCFL object whose identifier is the bag's ``External-Identifier``; the whole bag,
-tag files included, is one version's content, so every version checked out is a valid bag.  Bag
+Each bag is an OCFL object whose identifier is the record's identifier URI,
+``urn:strongroom:record:<External-Identifier>`` (OCFL wants a URI: ocfl-py's W005), or the
+``External-Identifier`` itself when it is already a URI; an object an earlier Strongroom made
+under the bare identifier is still found and extended.  The whole bag, tag files included, is one
+version's content, so every version checked out is a valid bag.  Bag
 ``<id>.v<N>`` is version ``vN`` of object ``<id>``: versions are deposited in order, and an
 earlier version deposited again is compared, never rewritten.  Objects are placed by the
 registered layout 0003 (hashed n-tuple tree with the id as last directory) unless ``?layout=``
 names another layout ocfl-py knows.
+
+An OCFL 1.0 storage root is used as it is: new objects in it are OCFL 1.0 objects, and every
+object keeps its own specification version when a version is added (ocfl-py would declare each
+new version 1.1, which a 1.0 object - and a 1.0 root - must not hold).  An object of the bag's
+identifier that another tool made (a version holding no ``bagit.txt``) is refused by name.
 
 Crash safety (ocfl-py writes in place, so Strongroom orders the writes itself):
 
@@ -29,6 +37,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -68,6 +77,10 @@ from pipeline.errors import DepositError, UsageError
 from pipeline.fixity import digest_file
 
 DEFAULT_LAYOUT = "0003-hash-and-id-n-tuple-storage-layout"
+#: The record identifier URI an object's id is made from (as pipeline.dublin_core.item_iri).
+RECORD_URN = "urn:strongroom:record:"
+#: Storage root declarations Strongroom writes into, newest first.
+ROOT_DECLARATIONS = {"1.1": "0=ocfl_1.1", "1.0": "0=ocfl_1.0"}
 STAGING = ("extensions", "strongroom-staging")
 INVENTORY = "inventory.json"
 SIDECAR = "inventory.json.sha512"
@@ -112,9 +125,11 @@ class OcflTarget(Target):
         with self._locked():
             staging = self._fresh_staging()
             try:
-                objdir = self._object_dir(identifier)
+                object_id, objdir = self._object_of(identifier)
                 _roll_forward(objdir, staging)
                 head = _head(objdir)
+                if head:
+                    _refuse_foreign(objdir, object_id)
                 if number <= head:
                     return self._already_held(name, objdir, number, expected)
                 if number != head + 1:
@@ -123,27 +138,28 @@ class OcflTarget(Target):
                 if head == 0 and os.path.lexists(objdir):
                     raise DepositError(f"{objdir}: exists but holds no OCFL object; it needs a person's look")
                 if head == 0:
-                    self._create(bag, identifier, objdir, staging, name, expected)
+                    self._create(bag, object_id, objdir, staging, name, expected)
                 else:
                     self._add_version(bag, objdir, staging, name, expected)
             finally:
                 self._remove_staging()
         files, octets = result_counts(expected)
         return DepositResult(bag=name, outcome="deposited", location=self._location(name), files=files,
-                             bytes=octets, verified=True, detail=f"OCFL object {identifier} v{number}")
+                             bytes=octets, verified=True, detail=f"OCFL object {object_id} v{number}")
 
     def locate(self, bag_name: str) -> str | None:
         found = self._find(bag_name)
         return self._location(bag_name) if found else None
 
     def list(self) -> list[str]:
-        if not (self.root / "0=ocfl_1.1").is_file():
+        if self._root_spec() is None:
             return []
         names: list[str] = []
         store = ocfl.StorageRoot(root=str(self.root))
         for dirpath, _ in store.list_objects():
             inventory = _read_inventory(self.root / dirpath)
-            names.extend(f"{inventory['id']}.v{n}" for n in range(1, _version_count(inventory) + 1))
+            record_id = str(inventory["id"]).removeprefix(RECORD_URN)
+            names.extend(f"{record_id}.v{n}" for n in range(1, _version_count(inventory) + 1))
         return sorted(names)
 
     def fixity(self, bag_name: str, algorithms: Sequence[str]) -> Fixity:
@@ -162,12 +178,27 @@ class OcflTarget(Target):
 
     def _find(self, bag_name: str) -> tuple[Path, int] | None:
         parsed = split_bag_name(bag_name)
-        if parsed is None or not (self.root / "0=ocfl_1.1").is_file():
+        if parsed is None or self._root_spec() is None:
             return None
-        objdir = self._object_dir(parsed[0])
+        objdir = self._object_of(parsed[0])[1]
         if not (objdir / SIDECAR).is_file() or _head(objdir) < parsed[1]:
             return None
         return objdir, parsed[1]
+
+    def _root_spec(self) -> str | None:
+        """The OCFL version the storage root declares ("1.1", "1.0"), or None for no root."""
+        return next((v for v, name in ROOT_DECLARATIONS.items() if (self.root / name).is_file()), None)
+
+    def _object_of(self, identifier: str) -> tuple[str, Path]:
+        """(object id, object directory) of a record: its URI, unless an object an earlier
+        Strongroom made under the bare identifier is there (it is extended, not duplicated)."""
+        object_id = object_id_of(identifier)
+        objdir = self._object_dir(object_id)
+        if object_id != identifier and not os.path.lexists(objdir):
+            legacy = self._object_dir(identifier)
+            if (legacy / INVENTORY).is_file():
+                return identifier, legacy
+        return object_id, objdir
 
     def _object_dir(self, identifier: str) -> Path:
         try:
@@ -180,19 +211,24 @@ class OcflTarget(Target):
         return self.root / str(rel)
 
     def destination_problem(self) -> str | None:
-        if (self.root / "0=ocfl_1.1").is_file():
+        if self._root_spec() is not None:
             return None
         if self.root.is_dir() and not any(self.root.iterdir()):
             return None  # an empty directory made for the purpose: the user chose this place
         if os.path.lexists(self.root):
-            return f"{self.root}: exists but is not an OCFL 1.1 storage root"
+            others = sorted(p.name for p in self.root.glob("0=ocfl_*")) if self.root.is_dir() else []
+            if others:
+                return (f"{self.root}: declares {', '.join(others)}; Strongroom writes OCFL 1.1 and 1.0 "
+                        "storage roots only")
+            return (f"{self.root}: exists but is not an OCFL 1.1 storage root (nor a 1.0 one: no 0=ocfl_1.1 "
+                    "or 0=ocfl_1.0 declaration)")
         if self.create:
             return None
         return (f"{self.url}: no such directory (a missing storage root is never created unless the URL "
                 "asks for it with ?create=1)")
 
     def _ensure_root(self) -> None:
-        if (self.root / "0=ocfl_1.1").is_file():
+        if self._root_spec() is not None:
             return
         problem = self.destination_problem()
         if problem:
@@ -242,7 +278,7 @@ class OcflTarget(Target):
     def _create(self, bag: Path, identifier: str, objdir: Path, staging: Path, name: str,
                 expected: Fixity) -> None:
         built = staging / "object"
-        obj = ocfl.Object(identifier=identifier, spec_version="1.1")
+        obj = ocfl.Object(identifier=identifier, spec_version=self._root_spec() or "1.1")
         try:
             obj.create(srcdir=str(bag), metadata=_metadata(name), objdir=str(built))
         except (ocfl.ObjectException, ocfl.NewVersionException, OSError) as exc:
@@ -268,6 +304,9 @@ class OcflTarget(Target):
         except (ocfl.ObjectException, ocfl.NewVersionException, OSError) as exc:
             raise DepositError(f"{objdir}: cannot prepare a new OCFL version: {exc}") from exc
         inventory = new.inventory
+        # ocfl-py 2.1 declares every new version 1.1; the object keeps its own version (its
+        # 0=ocfl_object_ declaration, which Strongroom does not rewrite, and its root's rules).
+        inventory.spec_version = _spec_of(_read_inventory(objdir))
         vdir = str(inventory.head)
         for source, content_path in new.files_to_copy.items():
             target = safe_join(staging, content_path)
@@ -297,6 +336,37 @@ def _metadata(name: str) -> Any:
     created = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return ocfl.VersionMetadata(created=created, message=f"Deposit of bag {name} by {SOFTWARE_NAME} {__version__}",
                                 name=SOFTWARE_NAME, address="urn:strongroom:agent")
+
+
+def object_id_of(identifier: str) -> str:
+    """The OCFL object id of a record: its identifier URI (``urn:strongroom:record:<id>``), or the
+    identifier itself when it already is a URI (``scheme:...``)."""
+    scheme, colon, _ = identifier.partition(":")
+    if colon and scheme[:1].isalpha() and all(c.isalnum() or c in "+-." for c in scheme):
+        return identifier
+    return RECORD_URN + identifier
+
+
+def _spec_of(inventory: dict[str, Any]) -> str:
+    """The OCFL version an inventory declares (``https://ocfl.io/1.0/spec/#inventory``: "1.0")."""
+    m = re.fullmatch(r"https://ocfl\.io/(\d+\.\d+)/spec/#inventory", str(inventory.get("type", "")))
+    if m is None:
+        raise DepositError(f"OCFL object {inventory.get('id')!r}: inventory type {inventory.get('type')!r} "
+                           "names no OCFL version")
+    return m.group(1)
+
+
+def _refuse_foreign(objdir: Path, object_id: str) -> None:
+    """Refuse an object another tool made under the bag's id: every version must hold a bag."""
+    inventory = _read_inventory(objdir)
+    for vname, version in sorted(inventory["versions"].items(), key=lambda kv: _number(kv[0])):
+        paths = {p for paths in version.get("state", {}).values() for p in paths}
+        if "bagit.txt" not in paths:
+            user = version.get("user") if isinstance(version.get("user"), dict) else {}
+            made_by = f" (made by {user['name']})" if isinstance(user.get("name"), str) else ""
+            raise DepositError(f"{objdir}: the storage root already holds OCFL object '{object_id}', "
+                               f"not made by Strongroom: its version {vname}{made_by} holds no bag "
+                               "(no bagit.txt); nothing deposited, the object is left as it is")
 
 
 def _read_inventory(objdir: Path) -> dict[str, Any]:

@@ -43,7 +43,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.errors import LedgerError, UsageError
 from pipeline.ledger.schema import AuditRunRow, BagRow, DigestRow, EventRow, FileRow, LocationRow
-from pipeline.premis import PremisAgent, PremisEvent, PremisObject, render_premis, strongroom_agent
+from pipeline.premis import (
+    AnyObject,
+    PremisAgent,
+    PremisEvent,
+    PremisObject,
+    PremisRelationship,
+    PremisRepresentation,
+    render_premis,
+    strongroom_agent,
+)
 
 #: Name of the SQLite ledger kept next to the bags when no URL is given.
 SQLITE_NAME = ".strongroom-ledger.sqlite"
@@ -77,6 +86,8 @@ class FileReference:
     digests: dict[str, str]
     #: "manifest" when the digests were read from the bag's manifests, "computed" when hashed.
     source: str = "manifest"
+    #: The file's PRONOM identifier (``x-fmt/111``) as identified at ingest, if it was.
+    puid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -336,8 +347,11 @@ class Ledger:
     def premis_xml(self, bag_name: str) -> bytes:
         """The bag's whole PREMIS history as one PREMIS 3 document: its files, events and agents."""
         events = self.events(bag_name)
-        objects = [PremisObject(identifier=f.path, size=f.size, digests=f.digests)
-                   for f in sorted(self.files(bag_name).values(), key=lambda f: f.path)]
+        files = sorted(self.files(bag_name).values(), key=lambda f: f.path)
+        inside = (PremisRelationship(type="structural", subtype="is included in", related=(bag_name,)),)
+        objects: list[AnyObject] = [PremisObject(identifier=f.path, size=f.size, digests=f.digests, puid=f.puid,
+                                                 relationships=inside) for f in files]
+        objects.append(_bag_object(bag_name, [f.path for f in files], events))
         agents = {a.identifier: a for a in [strongroom_agent()]}
         for agent_id in (a for e in events for a in e.agent_ids if a not in agents):
             # The ledger keeps agent identifiers only; "name/version" is how Strongroom writes them.
@@ -367,11 +381,11 @@ class Ledger:
         with self.session() as s:
             bag = self._bag(s, bag_name)
             rows = s.execute(sa.select(FileRow.path, FileRow.kind, FileRow.size, DigestRow.algorithm,
-                                       DigestRow.value, DigestRow.source)
+                                       DigestRow.value, DigestRow.source, FileRow.puid)
                              .join(DigestRow, DigestRow.file_id == FileRow.id).where(FileRow.bag_id == bag.id))
             found: dict[str, FileReference] = {}
-            for path, kind, size, algorithm, value, source in rows:
-                ref = found.setdefault(path, FileReference(path, _kind(kind), size, {}, source))
+            for path, kind, size, algorithm, value, source, puid in rows:
+                ref = found.setdefault(path, FileReference(path, _kind(kind), size, {}, source, puid))
                 ref.digests[algorithm] = value
             return found
 
@@ -538,6 +552,18 @@ def bag_location(bag: Path) -> str:
     return bag.resolve().as_uri()
 
 
+def _bag_object(bag_name: str, paths: Sequence[str], events: Sequence[PremisEvent]) -> PremisRepresentation:
+    """The bag as a PREMIS representation: it includes its files; a later version has as source
+    the version its modification event (``mod``/``mem``, written at ingest) names."""
+    relationships = [PremisRelationship(type="structural", subtype="includes", related=tuple(paths))] if paths else []
+    for event in events:
+        sources = tuple(o for o in event.object_ids if o != bag_name)
+        if event.event_type in ("mod", "mem") and bag_name in event.object_ids and sources:
+            relationships.append(PremisRelationship(type="derivation", subtype="has source", related=sources,
+                                                    events=(event.identifier,)))
+    return PremisRepresentation(identifier=bag_name, relationships=tuple(relationships))
+
+
 def _reason(exc: BaseException) -> str:
     # SQLAlchemy messages embed the statement and parameters; the first line says what went wrong.
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
@@ -580,7 +606,7 @@ def _insert_bag(s: Session, content: RegisteredContent, origin: Origin) -> BagRo
         return row
     # Core bulk inserts: one round trip per batch rather than one flush per file.
     ids = dict(s.execute(sa.insert(FileRow).returning(FileRow.path, FileRow.id, sort_by_parameter_order=True),
-                         [{"bag_id": row.id, "path": f.path, "kind": f.kind, "size": f.size}
+                         [{"bag_id": row.id, "path": f.path, "kind": f.kind, "size": f.size, "puid": f.puid}
                           for f in content.files]).tuples().all())
     s.execute(sa.insert(DigestRow), [{"file_id": ids[f.path], "algorithm": alg, "value": value, "source": f.source}
                                      for f in content.files for alg, value in f.digests.items()])

@@ -72,6 +72,8 @@ class FileRow(Base):
     path: Mapped[str] = mapped_column(sa.Text)
     kind: Mapped[str] = mapped_column(sa.String(8))
     size: Mapped[int] = mapped_column(sa.BigInteger)
+    #: PRONOM identifier (``x-fmt/111``) identified at ingest; None when not identified (migration 0002).
+    puid: Mapped[str | None] = mapped_column(sa.String(32))
 
 
 class DigestRow(Base):

@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from pipeline.bag.tagfiles import iter_manifest, manifest_algorithms, manifest_name
 from pipeline.errors import StrongroomError
-from pipeline.premis import EVENT_TYPES, OUTCOMES, parse_premis, parse_xml
+from pipeline.premis import EVENT_TYPES, OUTCOMES, PremisObject, parse_premis, parse_xml
 from pipeline.records import parse_record
 from pipeline.web.holdings import METADATA_FILES, Holding, Holdings, Version, stamp
 from pipeline.web.ledger_view import AuditView, CopyState, EventView, FileView
@@ -153,9 +153,16 @@ def _premis(holdings: Holdings, version: Version, problems: list[str]) -> tuple[
     except StrongroomError as exc:
         problems.append(f"premis.xml cannot be read: {exc}")
         return {}, []
-    formats = {o.identifier: o.format_name for o in objects if o.format_name}
+    formats = {o.identifier: _format_label(o) for o in objects
+               if isinstance(o, PremisObject) and (o.format_name or o.puid)}
     return formats, [EventView(str(e.event_type), e.date_time, e.detail or "", str(e.outcome), e.outcome_detail or "",
                                tuple(e.agent_ids), None, None, None, None) for e in events]
+
+
+def _format_label(obj: PremisObject) -> str:
+    """The stated MIME type and what PRONOM identification found, e.g. ``text/plain · x-fmt/111 (Plain Text File)``."""
+    found = f"{obj.puid} ({obj.identified_format})" if obj.puid and obj.identified_format else obj.puid
+    return " · ".join(part for part in (obj.format_name, found) if part)
 
 
 def _manifest_files(holdings: Holdings, version: Version) -> list[FileView]:

@@ -20,7 +20,12 @@ MIGRATION_LOCK_KEY = 0x5354524F  # "STRO"
 
 def run_migrations(connection: Connection) -> None:
     """Upgrade the ledger behind ``connection`` to the newest schema, in one transaction."""
-    context.configure(connection=connection, target_metadata=None, transaction_per_migration=False)
+    # transactional_ddl: Alembic takes SQLite for a database without transactional DDL and then
+    # commits after each migration, which would let another process, waiting at BEGIN IMMEDIATE,
+    # run the next migration too (seen with 0002: "duplicate column name").  SQLite's DDL is
+    # transactional: one transaction holds every migration, as on PostgreSQL.
+    context.configure(connection=connection, target_metadata=None, transaction_per_migration=False,
+                      transactional_ddl=True)
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
