@@ -96,3 +96,7 @@ class DepositMismatchError(DepositError):
 
 class MetadataError(StrongroomError):
     """A metadata document (PREMIS, Dublin Core XML) is malformed, unsafe or not what it claims."""
+
+
+class RepairError(StrongroomError):
+    """A repair was refused or could not be carried out (the ledger holds no reference for the bag, ...)."""

@@ -39,6 +39,8 @@ COMMANDS: dict[str, str] = {
     "events": "pipeline.cli.audit",
     "serve": "pipeline.cli.serve",
     "deposit": "pipeline.cli.deposit",
+    "repair": "pipeline.cli.repair",
+    "restore": "pipeline.cli.repair",
 }
 
 
