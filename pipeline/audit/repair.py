@@ -472,7 +472,8 @@ class _Repair:
             try:
                 if copy in whole and copy.kind == "file":
                     copy.install_whole()
-                    done.append(planned[("restore", copy.location, "")])
+                    used = ", ".join(dict.fromkeys(sources[p] for p in sorted(self.reference)))
+                    done.append(Action("restore", copy.location, "", BAG_MISSING, source=used))
                     for path in sorted(self.reference):
                         self._recovered(copy, path, sources[path], BAG_MISSING)
                 for path in rewrite.get(copy.location, ()):
