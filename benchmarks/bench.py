@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import datasets  # noqa: E402 - the benchmark's own modules, beside this script
 import flows_bench  # noqa: E402
+import repair_bench  # noqa: E402
 from measure import Case, run_rounds  # noqa: E402
 from report import Row, machine, print_table  # noqa: E402
 
@@ -30,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 WORK = str(REPO / "benchmarks" / "workloads.py")
 ALGS = "sha512,sha256"
-PARTS = ("large", "small", "scale", "flows")
+PARTS = ("large", "small", "scale", "flows", "repair")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     if "flows" not in skip:
         recs = datasets.records(data, sizes.records)
         results |= flows_bench.run(recs, out, args.flow_rounds, WORK)
-    rows = _rows(results, sizes)
+    if "repair" not in skip:
+        results |= repair_bench.run(data, out, rounds)
+    rows = _rows(results, sizes) + repair_bench.rows(results)
     text = print_table(rows, results, machine(), sizes, rounds)
     if args.save:
         args.save.write_text(text, encoding="utf-8")
