@@ -230,6 +230,25 @@ def test_a_source_whose_bytes_change_after_the_check_is_refused_while_it_is_read
     assert not events(a, "rec")
 
 
+def test_a_source_refused_while_read_gives_way_to_the_next_good_one(archive: Callable[..., Archive]) -> None:
+    a = archive("file", "ocfl")
+    before = tree(a.bag)
+    flip_byte(a.bag / "data/text.txt", 3)
+    with a.ledger() as ledger:
+        reference = ledger.files("rec.v1")
+        checks = [check_location(loc, "rec.v1", reference, ("sha256", "sha512")) for loc in ledger.locations("rec.v1")]
+    flip_byte(_replica_dir(a) / "data/text.txt", 11)  # the first source goes bad after the check
+    with a.ledger() as ledger:
+        result = repair_bag(ledger, "rec.v1", RepairOptions(bags_dir=a.bags, only=(a.bag.resolve().as_uri(),)),
+                            checks=checks)
+    assert result.outcome == "repaired"
+    assert [x.source for x in result.actions] == [a.replicas["ocfl"]]
+    reads = [(e.outcome, a.replicas["ocfl"] in (e.detail or "")) for e in events(a, "fix")
+             if "read for a repair" in (e.detail or "")]
+    assert reads == [("fai", False), ("suc", True)]
+    assert tree(a.bag) == before
+
+
 def test_from_restricts_the_sources(archive: Callable[..., Archive]) -> None:
     a = archive("file", "ocfl")
     before = tree(a.bag)

@@ -39,7 +39,8 @@ PARTIAL = ".strongroom-repair-partial"
 #: Work directory of repairs beside bag directories and in the bags directory (hidden: no listing sees it).
 WORK_DIR = ".strongroom-repair"
 
-Reader = Callable[[int], bytes]
+#: ``readinto(buffer) -> octets``: how a repair reads a source file, block by block.
+Reader = Callable[[memoryview], int]
 
 
 def is_partial(path: str) -> bool:
@@ -66,7 +67,7 @@ class Copy(abc.ABC):
 
     @abc.abstractmethod
     def reader(self, path: str) -> Any:
-        """A context manager giving ``read(n)`` of the copy's file ``path``."""
+        """A context manager giving a ``readinto`` (:data:`Reader`) of the copy's file ``path``."""
 
     @abc.abstractmethod
     def stage(self, path: str, *, whole: bool) -> Path:
@@ -126,7 +127,7 @@ class DirectoryCopy(Copy):
     def reader(self, path: str) -> Iterator[Reader]:
         fd = os.open(self.root / safe_path(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         with os.fdopen(fd, "rb", buffering=0) as fh:
-            yield fh.read
+            yield fh.readinto
 
     def stage(self, path: str, *, whole: bool) -> Path:
         rel = Path(safe_path(path))
@@ -210,7 +211,7 @@ class OcflCopy(Copy):
         content, _, _ = content_file(self.target, self.bag_name, safe_path(path))
         fd = os.open(content, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         with os.fdopen(fd, "rb", buffering=0) as fh:
-            yield fh.read
+            yield fh.readinto
 
     def stage(self, path: str, *, whole: bool) -> Path:
         from pipeline.deposit.ocfl import repair_staging
@@ -252,10 +253,17 @@ class S3Copy(Copy):
         self._staging: Path | None = None
         self._count = 0
 
-    def reader(self, path: str) -> Any:
+    @contextmanager
+    def reader(self, path: str) -> Iterator[Reader]:
         from pipeline.deposit.s3 import open_object
 
-        return open_object(self.target, self.bag_name, safe_path(path))
+        with open_object(self.target, self.bag_name, safe_path(path)) as read:
+            def readinto(view: memoryview) -> int:
+                data = read(len(view))
+                view[:len(data)] = data
+                return len(data)
+
+            yield readinto
 
     def stage(self, path: str, *, whole: bool) -> Path:
         if self._staging is None:

@@ -28,7 +28,7 @@ anywhere, the ledger included.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -36,14 +36,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import unquote, urlsplit
 
 from pipeline.audit.check import BAG_MISSING, CHANGED, CLASSES, EXTRA, REWRITTEN, TAG_CHANGED
 from pipeline.audit.check import LocationCheck, check_location
 from pipeline.audit.copies import WORK_DIR, Copy, DirectoryCopy, is_partial, open_copy, safe_path
 from pipeline.audit.run import _keep_claims
-from pipeline.errors import RepairError, StrongroomError, UsageError
-from pipeline.fixity import CHUNK
+from pipeline.audit.sources import allowed_sources
+from pipeline.errors import RepairError, StrongroomError
+from pipeline.fixity import digest_copy
 from pipeline.ledger import BagReference, CheckRecord, FileReference, utcnow
 from pipeline.premis import Outcome, PremisEvent, strongroom_agent
 
@@ -124,64 +124,6 @@ class RepairReport:
     def exit_code(self) -> int:
         """0 when nothing was damaged or everything was repaired, 1 when anything is left."""
         return 0 if all(b.ok for b in self.bags) else 1
-
-
-# -- sources (--from) -------------------------------------------------------------------------------
-
-
-def canonical(url: str) -> str:
-    """A location as the ledger records it: a resolved ``file://`` URI, or the target's own form."""
-    from pipeline.deposit import location_of, open_location
-
-    if "://" not in url:
-        return Path(url).resolve().as_uri()
-    if urlsplit(url).scheme == "file":
-        return Path(unquote(urlsplit(url).path)).resolve().as_uri()
-    target, name = open_location(url)
-    return location_of(target.url, name)
-
-
-def allowed_sources(from_urls: Sequence[str], name: str, locations: Sequence[str]) -> dict[str, str]:
-    """Recorded location -> the ``--from`` URL naming it (a location, or a target holding the bag)."""
-    from pipeline.deposit import location_of
-
-    recorded = {_canonical_or_self(loc): loc for loc in locations}
-    found: dict[str, str] = {}
-    for url in from_urls:
-        forms = {_canonical_or_self(url)}
-        if "://" in url:
-            forms.add(_canonical_or_self(location_of(url, name)))
-        else:
-            forms.add(_canonical_or_self(str(Path(url) / name)))
-        for form in forms & set(recorded):
-            found[recorded[form]] = url
-    return found
-
-
-def check_sources(from_urls: Sequence[str], bags: Sequence[BagReference], *, named: bool) -> None:
-    """UsageError when a ``--from`` URL is no recorded location of the bags (of each named one)."""
-    from pipeline.deposit import redact
-
-    for url in from_urls:
-        matched = [b.name for b in bags if url in allowed_sources([url], b.name, b.locations).values()]
-        if named:
-            missing = [b.name for b in bags if b.name not in matched]
-            if missing:
-                raise UsageError(f"--from {redact(url)}: not a recorded location of {missing[0]} "
-                                 f"(it has: {', '.join(redact(u) for u in _locations_of(bags, missing[0]))})")
-        elif not matched:
-            raise UsageError(f"--from {redact(url)}: not a recorded location of any bag in the ledger")
-
-
-def _locations_of(bags: Sequence[BagReference], name: str) -> tuple[str, ...]:
-    return next((b.locations for b in bags if b.name == name), ())
-
-
-def _canonical_or_self(url: str) -> str:
-    try:
-        return canonical(url)
-    except StrongroomError:
-        return url
 
 
 # -- one bag ---------------------------------------------------------------------------------------
@@ -423,6 +365,8 @@ class _Repair:
         ref = self.reference[path]
         tried: list[tuple[str, str]] = []
         for source in self._good(path):
+            for _, target in sinks:  # what a refused source left is not kept
+                target.unlink(missing_ok=True)
             try:
                 size, found = self._copy(source, path, [target for _, target in sinks], sorted(ref.digests))
             except (StrongroomError, OSError) as exc:
@@ -443,23 +387,24 @@ class _Repair:
 
     def _copy(self, source: Copy, path: str, targets: Sequence[Path], algorithms: Sequence[str]
               ) -> tuple[int, dict[str, str]]:
-        hashers = [(a, hashlib.new(a)) for a in algorithms]
-        outs = [open(t, "wb") for t in targets]
-        size = 0
+        """One read of the source, hashed as it passes (every algorithm at once), written to every target."""
+        fds = [os.open(t, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666) for t in targets]
+        on_bytes = self.options.on_bytes
+
+        def write(block: memoryview) -> None:
+            for fd in fds:
+                done = 0
+                while done < len(block):
+                    done += os.write(fd, block[done:])
+            if on_bytes is not None:
+                on_bytes(len(block))
+
         try:
-            with source.reader(path) as read:
-                while block := read(CHUNK):
-                    for _, h in hashers:
-                        h.update(block)
-                    for out in outs:
-                        out.write(block)
-                    size += len(block)
-                    if self.options.on_bytes is not None:
-                        self.options.on_bytes(len(block))
+            with source.reader(path) as readinto:
+                return digest_copy(readinto, write, algorithms)
         finally:
-            for out in outs:
-                out.close()
-        return size, {a: h.hexdigest() for a, h in hashers}
+            for fd in fds:
+                os.close(fd)
 
     # -- 4. install, 5. record
 

@@ -119,7 +119,7 @@ def _open(args: argparse.Namespace) -> Any:
 
 def _scope(ledger: Any, given: list[str], sources: list[str]) -> list[str]:
     """The bag names to repair (every bag the ledger knows when none is given); --from checked against them."""
-    from pipeline.audit.repair import check_sources
+    from pipeline.audit.sources import check_sources
     from pipeline.errors import RepairError
 
     known = {b.name: b for b in ledger.bags()}
