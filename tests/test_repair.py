@@ -249,6 +249,20 @@ def test_a_source_refused_while_read_gives_way_to_the_next_good_one(archive: Cal
     assert tree(a.bag) == before
 
 
+def test_a_bag_another_process_holds_is_left_alone_and_reported_busy(archive: Callable[..., Archive]) -> None:
+    from pipeline.audit.repair import RepairReport
+
+    a = archive("file")
+    flip_byte(a.bag / "data/text.txt", 3)
+    damaged = tree(a.bag)
+    with a.ledger() as ledger:
+        assert ledger.claim_bags(["rec.v1"], "urn:uuid:an-audit-run", lease_seconds=60) == ["rec.v1"]
+        result = repair_bag(ledger, "rec.v1", RepairOptions(bags_dir=a.bags, wait_seconds=0.3))
+        assert ledger.claim_bags(["rec.v1"], "repair:other", lease_seconds=60) == []  # still the audit's
+    assert result.outcome == "busy" and RepairReport([result]).exit_code == 1
+    assert tree(a.bag) == damaged and not events(a, "rec")
+
+
 def test_from_restricts_the_sources(archive: Callable[..., Archive]) -> None:
     a = archive("file", "ocfl")
     before = tree(a.bag)
