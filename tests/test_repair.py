@@ -151,6 +151,11 @@ def _ocfl_content(a: Archive, rel: str) -> Path:
     return next(Path(a.replicas["ocfl"][len("ocfl://"):]).parent.rglob(f"content/{rel}"))
 
 
+def _inventories(a: Archive) -> dict[str, str]:
+    objdir = _ocfl_content(a, "bagit.txt").parents[2]
+    return {k: v for k, v in tree(objdir).items() if "inventory" in k}
+
+
 def _replica_dir(a: Archive) -> Path:
     return Path(a.replicas["file"][len("file://"):])
 
@@ -179,6 +184,7 @@ def test_a_damaged_replica_of_each_kind_is_repaired_from_the_local_bag(
     kind = damage.split("-")[0]
     a = archive(kind)
     before = tree(a.bag)
+    inventories = _inventories(a) if kind == "ocfl" else {}
     REPLICA_DAMAGE[damage](a)
     with a.ledger() as ledger:
         assert run_audit(ledger, AuditOptions()).exit_code == 1  # the damage is real
@@ -193,6 +199,9 @@ def test_a_damaged_replica_of_each_kind_is_repaired_from_the_local_bag(
         root = Path(a.replicas["ocfl"][len("ocfl://"):]).parent
         assert Validator(check_digests=True).validate_object(str(_ocfl_content(a, "bagit.txt").parents[2]))
         assert not (root / "extensions" / "strongroom-repair").exists()
+        assert len(inventories) == 4  # root and v1 inventory.json, each with its sidecar
+        if damage != "ocfl-delete-object":
+            assert _inventories(a) == inventories  # the content came back; the object's history is as written
     assert_whole_and_valid(a, before)
 
 
