@@ -53,7 +53,8 @@ def _target(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     if kind == "ocfl":
         return f"ocfl://{tmp_path}/ocfl?create=1"
     endpoint = request.getfixturevalue("moto_endpoint")
-    return f"s3://{request.getfixturevalue('s3_bucket')}/archive?endpoint={endpoint}"
+    tar = "&serialization=tar" if kind == "s3-tar" else ""
+    return f"s3://{request.getfixturevalue('s3_bucket')}/archive?endpoint={endpoint}{tar}"
 
 
 @pytest.fixture
@@ -270,6 +271,16 @@ def test_a_bag_another_process_holds_is_left_alone_and_reported_busy(archive: Ca
         assert ledger.claim_bags(["rec.v1"], "repair:other", lease_seconds=60) == []  # still the audit's
     assert result.outcome == "busy" and RepairReport([result]).exit_code == 1
     assert tree(a.bag) == damaged and not events(a, "rec")
+
+
+def test_a_tar_serialised_s3_copy_serves_as_a_source(
+        archive: Callable[..., Archive]) -> None:
+    a = archive("s3-tar")
+    before = tree(a.bag)
+    truncate(a.bag / "data/sub/scan.bin", 100)
+    result = repair(a)
+    assert result.outcome == "repaired" and [x.source for x in result.actions] == [a.replicas["s3-tar"]]
+    assert_whole_and_valid(a, before)
 
 
 def test_from_restricts_the_sources(archive: Callable[..., Archive]) -> None:
