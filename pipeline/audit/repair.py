@@ -316,7 +316,7 @@ class _Repair:
     def _plan_actions(self, rewrite: Mapping[str, list[str]], extras: Mapping[str, list[str]],
                       whole: Sequence[Copy], donor: DirectoryCopy | None) -> None:
         stamp = self.when.strftime("%Y%m%dT%H%M%S.%fZ")
-        for index, copy in enumerate(self.copies):
+        for copy in self.copies:
             if copy in whole:
                 source = donor.location if copy.kind != "file" and donor else "verified copies"
                 self.result.actions.append(Action("restore", copy.location, "", BAG_MISSING, source=source))
@@ -324,9 +324,13 @@ class _Repair:
                 good = self._good(path)
                 self.result.actions.append(Action("rewrite", copy.location, path, self._code(copy, path),
                                                   source=good[0].location if good else ""))
+            label = f"{self.locations.index(copy.location) + 1}-{copy.kind}"  # its place in the ledger's list
             for path in extras.get(copy.location, ()):
-                dest = (self.options.bags_dir / QUARANTINE_DIR / self.name / stamp / _label(copy, index)
-                        / safe_path(path))
+                try:
+                    dest = self.options.bags_dir / QUARANTINE_DIR / self.name / stamp / label / safe_path(path)
+                except RepairError as exc:  # a name no path on disk may take: left for a person to look at
+                    self.result.problems.append(f"{copy.location}: {exc}")
+                    continue
                 self.result.actions.append(Action("quarantine", copy.location, path, EXTRA, to=str(dest)))
 
     # -- 3. stage: read each needed file once, verified while it is read
@@ -426,7 +430,9 @@ class _Repair:
                     done.append(Action("rewrite", copy.location, path, self._code(copy, path), source=sources[path]))
                     self._recovered(copy, path, sources[path], self._code(copy, path))
                 for path in extras.get(copy.location, ()):
-                    action = planned[("quarantine", copy.location, path)]
+                    action = planned.get(("quarantine", copy.location, path))
+                    if action is None:  # refused when planned (an unsafe name): reported there
+                        continue
                     copy.quarantine(path, Path(action.to))
                     done.append(action)
                     self._event("qua", copy.location, path, "suc", EXTRA,
@@ -489,11 +495,6 @@ class _Repair:
 
 def _intact(ref: FileReference, seen: tuple[int, dict[str, str]] | None) -> bool:
     return seen is not None and seen[0] == ref.size and all(seen[1].get(a) == v for a, v in ref.digests.items())
-
-
-def _label(copy: Copy, index: int) -> str:
-    """The quarantine folder of one copy: its kind and place in the ledger's list."""
-    return f"{index + 1}-{copy.kind}"
 
 
 def _why(exc: BaseException) -> str:
