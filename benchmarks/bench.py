@@ -25,6 +25,7 @@ import datasets  # noqa: E402 - the benchmark's own modules, beside this script
 import flows_bench  # noqa: E402
 import format_bench  # noqa: E402
 import harvest_bench  # noqa: E402
+import repair_bench  # noqa: E402
 from measure import Case, run_rounds  # noqa: E402
 from report import Row, machine, print_table  # noqa: E402
 
@@ -32,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 WORK = str(REPO / "benchmarks" / "workloads.py")
 ALGS = "sha512,sha256"
-PARTS = ("large", "small", "scale", "flows", "harvest", "formats")
+PARTS = ("large", "small", "scale", "flows", "harvest", "formats", "repair")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         results |= harvest_bench.run(data, out, rounds)
     if "formats" not in skip:
         results |= format_bench.run(datasets.records(data, sizes.records), out, rounds, WORK)
-    rows = _rows(results, sizes) + harvest_bench.rows(results) + format_bench.rows(results, sizes.records)
+    if "repair" not in skip:
+        results |= repair_bench.run(data, out, rounds)
+    rows = (_rows(results, sizes) + harvest_bench.rows(results) + format_bench.rows(results, sizes.records)
+            + repair_bench.rows(results))
     text = print_table(rows, results, machine(), sizes, rounds)
     if args.save:
         args.save.write_text(text, encoding="utf-8")

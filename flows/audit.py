@@ -31,6 +31,8 @@ from prefect.futures import PrefectFuture, as_completed  # noqa: E402
 from prefect.states import Completed, Failed  # noqa: E402
 
 from pipeline.audit import report as audit_report  # noqa: E402
+from pipeline.audit import repair_report  # noqa: E402
+from pipeline.audit.repair import RepairOptions, RepairReport, repair_run  # noqa: E402
 from pipeline.audit import (  # noqa: E402
     AuditOptions, AuditReport, BagAudit, audit_batch, claim_batches, parse_duration)
 from pipeline.errors import LedgerError  # noqa: E402
@@ -38,6 +40,8 @@ from pipeline.ledger import LEDGER_ENV, BagReference, Ledger, utcnow  # noqa: E4
 
 ARTIFACT_KEY = "strongroom-audit"
 DAMAGE_EVENT = "strongroom.audit.damage"
+REPAIR_ARTIFACT_KEY = "strongroom-repair"
+REPAIR_FAILED_EVENT = "strongroom.repair.failed"
 #: Bags per task.  A Prefect task run costs 0.2-0.4 s of API round trips here (the library's own
 #: batch costs a few milliseconds), and threads checking small bags side by side only contend for
 #: the GIL: 1,000 small bags took 4.0-4.6 s as one task, 7-8.5 s as 4-10 tasks on 4 threads.
@@ -94,8 +98,14 @@ def audit_batch_task(bags_dir: str, run_id: str, batch: Batch, lease_seconds: fl
 @flow(name="strongroom-audit", log_prints=False)
 async def audit_flow(bags_dir: str = "bags", older_than: str | None = "90d", limit: int | None = None,
                      max_bytes: int | None = None, lease_seconds: float = 300.0, workers: int = 4,
-                     batch_size: int = FLOW_BATCH_SIZE, batch_bytes: int = FLOW_BATCH_BYTES) -> State[Any]:
+                     batch_size: int = FLOW_BATCH_SIZE, batch_bytes: int = FLOW_BATCH_BYTES,
+                     repair: bool = False) -> State[Any]:
     """Audit the bags due for a check; fail the run (after reporting) when any bag is damaged.
+
+    With ``repair``, damaged bags are repaired right after the check from copies verified good
+    (:mod:`pipeline.audit.repair`, starting from the audit's own checks), a table artifact under
+    ``strongroom-repair`` lists what was repaired, the event ``strongroom.repair.failed`` is emitted
+    when something could not be, and the run fails only then.
 
     Bags are claimed and checked in batches of up to ``batch_size`` bags and ``batch_bytes``
     (always at least one bag; see :class:`~pipeline.audit.AuditOptions`), one task per batch,
@@ -120,7 +130,22 @@ async def audit_flow(bags_dir: str = "bags", older_than: str | None = "90d", lim
                            limit=limit, max_bytes=max_bytes, lease_seconds=lease_seconds,
                            batch_size=batch_size, batch_bytes=batch_bytes)
     report = await asyncio.to_thread(_audit, bags_dir, options, workers)
+    if repair and report.damaged:
+        repaired = await asyncio.to_thread(repair_task, bags_dir, report, lease_seconds)
+        return await _conclude(report, repaired)
     return await _conclude(report)
+
+
+@task(name="repair-damaged", cache_policy=NO_CACHE)
+def repair_task(bags_dir: str, report: AuditReport, lease_seconds: float) -> RepairReport:
+    """Repair the audit's damaged bags from its checks (each bag claimed in the ledger meanwhile)."""
+    from pathlib import Path
+
+    damaged = report.damaged
+    with Ledger.open(bags_dir=Path(bags_dir)) as ledger:
+        return repair_run(ledger, [b.name for b in damaged],
+                          RepairOptions(bags_dir=Path(bags_dir), lease_seconds=lease_seconds),
+                          checks={b.name: b.checks for b in damaged})
 
 
 def _audit(bags_dir: str, options: AuditOptions, workers: int) -> AuditReport:
@@ -158,7 +183,7 @@ def _audit(bags_dir: str, options: AuditOptions, workers: int) -> AuditReport:
 def run_audit_flow(bags_dir: str = "bags", *, ledger_url: str | None = None, older_than: str | None = "90d",
                    limit: int | None = None, max_bytes: int | None = None, lease_seconds: float = 300.0,
                    workers: int = 4, batch_size: int = FLOW_BATCH_SIZE,
-                   batch_bytes: int = FLOW_BATCH_BYTES) -> State[Any]:
+                   batch_bytes: int = FLOW_BATCH_BYTES, repair: bool = False) -> State[Any]:
     """Run :func:`audit_flow` on the ledger at ``ledger_url`` and return its final state.
 
     ``ledger_url`` reaches the flow through ``$STRONGROOM_LEDGER`` for the length of the run (then
@@ -170,7 +195,7 @@ def run_audit_flow(bags_dir: str = "bags", *, ledger_url: str | None = None, old
         # With return_state=True Prefect's coroutine yields the final state (its stubs say otherwise).
         run = cast("Coroutine[Any, Any, State[Any]]",
                    audit_flow(bags_dir, older_than, limit, max_bytes, lease_seconds, workers, batch_size, batch_bytes,
-                              return_state=True))
+                              repair, return_state=True))
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # no loop here: the usual case
@@ -179,13 +204,19 @@ def run_audit_flow(bags_dir: str = "bags", *, ledger_url: str | None = None, old
             return pool.submit(asyncio.run, run).result()
 
 
-async def _conclude(report: AuditReport) -> State[Any]:
-    """Publish the artifact; on damage emit the event and return a Failed state carrying the report."""
+async def _conclude(report: AuditReport, repaired: RepairReport | None = None) -> State[Any]:
+    """Publish the artifact; on damage emit the event and return a Failed state carrying the report.
+
+    After a repair: its own artifact too, ``strongroom.repair.failed`` when anything is left
+    damaged, and a Completed state when everything was repaired.
+    """
     result = audit_report.as_json(report)
     await acreate_table_artifact(key=ARTIFACT_KEY, table=audit_report.artifact_rows(report),
                                  description=audit_report.summary_line(report))
     if not report.damaged:
         return Completed(message=audit_report.summary_line(report), data=result)
+    if repaired is not None:
+        return await _conclude_repair(report, repaired, result)
     emit_event(
         event=DAMAGE_EVENT,
         resource={"prefect.resource.id": f"strongroom.audit.{report.run_id}",
@@ -196,3 +227,24 @@ async def _conclude(report: AuditReport) -> State[Any]:
                  "at": dt.datetime.now(dt.timezone.utc).isoformat()},
     )
     return Failed(message=audit_report.summary_line(report), data=result)
+
+
+async def _conclude_repair(report: AuditReport, repaired: RepairReport, result: dict[str, Any]) -> State[Any]:
+    """The repair's artifact, the failure event when something is left damaged, the run's final state."""
+    result["repair"] = repair_report.as_json(repaired)
+    line = f"{audit_report.summary_line(report)}; {repair_report.summary_line(repaired)}"
+    await acreate_table_artifact(key=REPAIR_ARTIFACT_KEY, table=repair_report.artifact_rows(repaired),
+                                 description=repair_report.summary_line(repaired))
+    if repaired.exit_code == 0:
+        return Completed(message=line, data=result)
+    emit_event(
+        event=REPAIR_FAILED_EVENT,
+        resource={"prefect.resource.id": f"strongroom.audit.{report.run_id}",
+                  "prefect.resource.name": "Strongroom repair"},
+        payload={"run_id": report.run_id, "summary": result["repair"]["summary"],
+                 "unrepaired": [{"bag": b.name, "outcome": b.outcome,
+                                 "files": [r.path or "(bag)" for r in b.refusals], "problems": b.problems}
+                                for b in repaired.bags if not b.ok],
+                 "at": dt.datetime.now(dt.timezone.utc).isoformat()},
+    )
+    return Failed(message=line, data=result)

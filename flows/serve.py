@@ -46,6 +46,7 @@ class ServeOptions:
     audit_cron: str = "0 2 * * *"
     timezone: str = "UTC"
     audit: AuditOptions = AuditOptions(older_than=None)
+    audit_repair: bool = False
 
 
 def deployments(options: ServeOptions) -> list[Any]:
@@ -64,7 +65,7 @@ def deployments(options: ServeOptions) -> list[Any]:
         name=AUDIT_DEPLOYMENT, schedules=[Cron(options.audit_cron, timezone=options.timezone)],
         parameters={"bags_dir": bags, "older_than": f"{int(older.total_seconds())}s" if older else None,
                     "limit": options.audit.limit, "max_bytes": options.audit.max_bytes,
-                    "lease_seconds": options.audit.lease_seconds},
+                    "lease_seconds": options.audit.lease_seconds, "repair": options.audit_repair},
         description="Rolling fixity audit: bags not verified within the period, oldest first.",
         tags=["strongroom", "audit"])
     return [ingest, audit]

@@ -108,3 +108,7 @@ class IntakeError(StrongroomError):
         self.problems = tuple(problems)
         more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
         super().__init__(f"{self.problems[0] if self.problems else 'nothing written'}{more}")
+
+
+class RepairError(StrongroomError):
+    """A repair was refused or could not be carried out (the ledger holds no reference for the bag, ...)."""

@@ -116,6 +116,18 @@ def copy_file(source: StrPath, target: StrPath, algorithms: Sequence[str], *,
     return size, {alg: h.hexdigest() for alg, h in hashers}
 
 
+def digest_copy(readinto: Callable[[memoryview], int], write: Callable[[memoryview], None],
+                algorithms: Sequence[str]) -> tuple[int, Digests]:
+    """Hash everything ``readinto`` fills (every algorithm at once) and hand each block to ``write``.
+
+    The stream form of :func:`copy_file`, for sources that are no local file (an S3 body, an OCFL
+    content file): one read, the hashers on their own threads while the block is written.
+    """
+    hashers = _hashers(algorithms)
+    size = _pump(readinto, hashers, write)
+    return size, {alg: h.hexdigest() for alg, h in hashers}
+
+
 def raw_digests(path: str, algorithms: Sequence[str]) -> tuple[int, list[bytes]]:
     """(octets, raw digests in ``algorithms`` order) of a small file, all on this thread.
 

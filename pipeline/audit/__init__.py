@@ -18,12 +18,15 @@ AUD008  bag unreadable: the bag (or one of its files) exists but cannot be read
 
 When a manifest differs from the reference only in lines that belong to files already reported
 (AUD006 rewrites, AUD002 deletions, AUD003 additions), it is not reported again: one damage, one
-finding.  The audit only reads: it never writes into a bag.
+finding.  The audit only reads: it never writes into a bag (repair does, below).
 
 Layout: :mod:`pipeline.audit.check` reads and classifies one copy of a bag (and builds a bag's
 reference when it is registered), :mod:`pipeline.audit.run` claims bags from the ledger, checks
 them and records the results, :mod:`pipeline.audit.report` turns a run into text, JSON, HTML and
-artifact rows.  Imports run one way: the audit reads the ledger and the deposit targets; neither
+artifact rows.  :mod:`pipeline.audit.repair` heals damaged copies from copies verified good (each
+kind of copy read and written by :mod:`pipeline.audit.copies`, sources chosen by
+:mod:`pipeline.audit.sources`, reports by :mod:`pipeline.audit.repair_report`); it is the one part
+of the audit that writes into bags, and it never changes the ledger's reference.  Imports run one way: the audit reads the ledger and the deposit targets; neither
 knows anything of audits.
 """
 

@@ -40,6 +40,8 @@ COMMANDS: dict[str, str] = {
     "serve": "pipeline.cli.serve",
     "deposit": "pipeline.cli.deposit",
     "web": "pipeline.cli.web",
+    "repair": "pipeline.cli.repair",
+    "restore": "pipeline.cli.repair",
 }
 
 

@@ -9,6 +9,7 @@ artifact and the ``strongroom.audit.damage`` event; ``strongroom serve`` schedul
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,6 +45,8 @@ def register(sub: "argparse._SubParsersAction[Any]") -> None:
     a.add_argument("--json", nargs="?", const="-", metavar="FILE",
                    help="write the report as JSON to FILE (or to standard output instead of the text)")
     a.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report")
+    a.add_argument("--repair", action="store_true",
+                   help="right after the check, repair damaged copies from verified ones (as strongroom repair)")
     a.add_argument("--create-ledger", action="store_true",
                    help="create an empty SQLite ledger in --bags when there is none (otherwise a missing "
                         "ledger is an error: a mistyped path must not look like an audit that passed)")
@@ -147,13 +150,27 @@ def run_audit_command(args: argparse.Namespace) -> int:
         check_output(output)  # before the run: an audit can take hours
     if not args.create_ledger:
         _require_ledger(args)
+    if args.repair:
+        from pipeline.cli.repair import writable
+
+        writable(args.bags)
     with _open(args) as ledger, _audit_progress(ledger, options) as on_bag:
         report = run_audit(ledger, options, on_bag=on_bag)
         unregistered = _unregistered(args.bags, ledger) if args.ledger is None else []
+        repaired = _repair_after(ledger, report, args) if args.repair else None
     if args.json == "-":
-        sys.stdout.write(audit_report.to_json_text(report))
+        data = audit_report.as_json(report)
+        if repaired is not None:
+            from pipeline.audit import repair_report
+
+            data["repair"] = repair_report.as_json(repaired)
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(audit_report.to_text(report))
+        if repaired is not None:
+            from pipeline.audit import repair_report
+
+            sys.stdout.write(repair_report.to_text(repaired))
     if json_file is not None:
         _write(json_file, audit_report.to_json_text(report).encode("utf-8"))
     if args.html is not None:
@@ -164,7 +181,16 @@ def run_audit_command(args: argparse.Namespace) -> int:
         print(f"note: {len(unregistered)} bag(s) in {args.bags} are not in the ledger and were not audited "
               f"(strongroom register): {', '.join(unregistered[:5])}{' ...' if len(unregistered) > 5 else ''}",
               file=sys.stderr)
-    return int(report.exit_code)
+    return int(report.exit_code if repaired is None else repaired.exit_code)
+
+
+def _repair_after(ledger: Any, report: Any, args: argparse.Namespace) -> Any:
+    """Repair the damaged bags of an audit from its own checks (no second read of the copies)."""
+    from pipeline.audit.repair import RepairOptions, repair_run
+
+    damaged = report.damaged
+    return repair_run(ledger, [b.name for b in damaged], RepairOptions(bags_dir=args.bags, lease_seconds=args.lease),
+                      checks={b.name: b.checks for b in damaged})
 
 
 @contextmanager

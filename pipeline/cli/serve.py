@@ -50,6 +50,8 @@ def register(sub: "argparse._SubParsersAction[Any]") -> None:
                    help="when to ingest new or changed records")
     s.add_argument("--audit-cron", default="0 2 * * *", metavar="CRON", help="when to run the rolling audit")
     _audit_scope_options(s, default_older_than="90d")
+    s.add_argument("--audit-repair", action="store_true",
+                   help="the audit repairs damaged copies from verified ones right after its check")
     s.add_argument("--timezone", default="UTC", help="time zone of the cron schedules")
     _web_options(s)
     s.set_defaults(handler=run_serve)
@@ -173,4 +175,4 @@ def _serve(args: argparse.Namespace, options: Any) -> None:
 
     serve(ServeOptions(records_dir=args.records_dir, bags_dir=args.bags, ledger_url=args.ledger,
                        ingest_cron=args.ingest_cron, audit_cron=args.audit_cron, timezone=args.timezone,
-                       audit=options))
+                       audit=options, audit_repair=args.audit_repair))

@@ -485,3 +485,60 @@ def _validate(objdir: Path, *, check_digests: bool) -> None:
     validator = Validator(check_digests=check_digests, log_warnings=False)
     if not validator.validate_object(str(objdir)):
         raise DepositError(f"{objdir}: OCFL validation failed: {validator.status_str().strip()[:500]}")
+
+
+# ----------------------------------------------------------------------------- repair (pipeline.audit.repair)
+
+#: Where a repair stages content files: inside the storage root (one filesystem, so a rename puts
+#: them in place), outside the storage hierarchy, and apart from a deposit's own staging.
+REPAIR_STAGING = ("extensions", "strongroom-repair")
+
+
+def content_file(target: OcflTarget, bag_name: str, path: str) -> tuple[Path, str, str]:
+    """Where the held bag's file ``path`` is stored, and what its inventory says it must hold.
+
+    Returns (content file, the inventory's digest algorithm, the digest).  The logical path is
+    looked up in the bag's version state; the content path is the manifest's first for that digest
+    (the one :meth:`OcflTarget.fixity` reads).  DepositError when the bag or the file is not held.
+    """
+    found = target._find(bag_name)
+    if found is None:
+        raise DepositError(f"{target.url}: holds no bag named {bag_name}")
+    objdir, number = found
+    inventory = _read_inventory(objdir)
+    vdir = next((v for v in inventory["versions"] if _number(v) == number), f"v{number}")
+    for digest, logical in inventory["versions"].get(vdir, {}).get("state", {}).items():
+        if path in logical:
+            content = inventory.get("manifest", {}).get(digest)
+            if not content:
+                raise DepositError(f"{objdir}: inventory state names digest {digest[:16]}... not in its manifest")
+            algorithm = str(inventory.get("digestAlgorithm", "sha512"))
+            return safe_join(objdir, content[0]), algorithm, digest.lower()
+    raise DepositError(f"{objdir}: version {vdir} holds no file '{path}'")
+
+
+def repair_staging(target: OcflTarget) -> Path:
+    """A fresh directory for a repair's staged content files, inside the storage root."""
+    parent = target.root.joinpath(*REPAIR_STAGING)
+    parent.mkdir(parents=True, exist_ok=True)
+    return staging_dir(parent, "repair.")
+
+
+def replace_content(target: OcflTarget, content: Path, staged: Path) -> None:
+    """Put a verified, flushed ``staged`` file in place of ``content`` in one rename.
+
+    The inventory is not touched: a repaired content file gets back the bytes its inventory digest
+    names, and the object's history stays as written.  Serialised with deposits into the root.
+    """
+    with target._locked():
+        content.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, content)
+        fsync_path(content.parent)
+
+
+def remove_repair_staging(target: OcflTarget) -> None:
+    """Remove what repairs staged in the root (a killed repair's leftovers included)."""
+    shutil.rmtree(target.root.joinpath(*REPAIR_STAGING), ignore_errors=True)
+    extensions = target.root / REPAIR_STAGING[0]
+    if extensions.is_dir() and not any(extensions.iterdir()):
+        extensions.rmdir()

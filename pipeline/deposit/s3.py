@@ -40,10 +40,11 @@ import io
 import json
 import os
 import socket
+import tarfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -531,3 +532,71 @@ def _int(query: dict[str, str], name: str, default: int, url: str) -> int:
         return int(query.get(name, default))
     except ValueError:
         raise UsageError(f"'{redact(url)}': {name} must be a whole number") from None
+
+
+# ----------------------------------------------------------------------------- repair (pipeline.audit.repair)
+
+
+@contextmanager
+def open_object(target: S3Target, bag_name: str, path: str) -> Iterator[Callable[[int], bytes]]:
+    """``read(n)`` of the held bag's file ``path``, streamed from the store (a tar member, when serialised)."""
+    if target.serialization == "tar":
+        key = target._key(f"{bag_name}.tar")
+        with target._errors(f"reading {key}"):
+            body = target.client.get_object(Bucket=target.bucket, Key=key)["Body"]
+        try:
+            with tarfile.open(fileobj=body, mode="r|") as tar:
+                for member in tar:
+                    if member.isfile() and member.name == f"{bag_name}/{path}":
+                        extracted = tar.extractfile(member)
+                        if extracted is not None:
+                            yield extracted.read
+                            return
+            raise DepositError(f"{redact(target.url)}: {bag_name}.tar holds no file '{path}'")
+        except tarfile.TarError as exc:
+            raise DepositError(f"{bag_name}.tar: not a readable tar: {exc}") from exc
+        finally:
+            body.close()
+    key = target._key(bag_name, path)
+    with target._errors(f"reading {key}"):
+        stream = target.client.get_object(Bucket=target.bucket, Key=key)["Body"]
+
+    def read(n: int) -> bytes:
+        with target._errors(f"reading {key}"):
+            return bytes(stream.read(n))
+
+    try:
+        yield read
+    finally:
+        stream.close()
+
+
+def replace_object(target: S3Target, bag_name: str, path: str, staged: Path, digests: Mapping[str, str]) -> None:
+    """Upload ``staged`` as the held bag's file ``path`` (one object, replaced whole), then read it back.
+
+    DepositError when the object read back does not have ``digests``.  A tar-serialised copy is one
+    object for the whole bag and is not repaired file by file.
+    """
+    if target.serialization == "tar":
+        raise DepositError(f"{redact(target.url)}: a tar-serialised copy is not repaired file by file")
+    key = target._key(bag_name, path)
+    size, sha = digest_file(staged, ["sha256"])
+    target._upload(key, staged, size, base64.b64encode(bytes.fromhex(sha["sha256"])).decode())
+    with open_object(target, bag_name, path) as read:
+        found_size, found = digest_reader(read, sorted(digests))
+    if found_size != size or any(found[a] != v for a, v in digests.items()):
+        raise DepositError(f"{redact(target.url)}: {key} read back does not match what was uploaded")
+
+
+def quarantine_object(target: S3Target, bag_name: str, path: str, dest: Path) -> None:
+    """Move the held bag's object ``path`` to the local file ``dest``: downloaded, flushed, then deleted."""
+    if target.serialization == "tar":
+        raise DepositError(f"{redact(target.url)}: a tar-serialised copy is not repaired file by file")
+    key = target._key(bag_name, path)
+    with open_object(target, bag_name, path) as read, open(dest, "xb") as out:
+        while block := read(1 << 20):
+            out.write(block)
+        out.flush()
+        os.fsync(out.fileno())
+    with target._errors(f"removing {key}"):
+        target.client.delete_object(Bucket=target.bucket, Key=key)

@@ -485,6 +485,33 @@ class Ledger:
             s.execute(sa.update(BagRow).where(BagRow.name.in_(list(bag_names)), BagRow.claimed_by == run_id)
                       .values(claimed_by=None, lease_until=None))
 
+    def claim_bags(self, bag_names: Sequence[str], holder: str, *, lease_seconds: float) -> list[str]:
+        """Claim the named bags that no other live lease holds (a repair's claim); the names claimed.
+
+        The same lease as an audit's (``claimed_by``/``lease_until``): while a repair holds a bag no
+        audit claims it, and no other repair.  One conditional ``UPDATE``: on PostgreSQL a second
+        claimer waits on the row and then finds it held; on SQLite writers take turns.
+        """
+        now = utcnow()
+        with self.session() as s:
+            free = sa.or_(BagRow.lease_until.is_(None), BagRow.lease_until < now, BagRow.claimed_by == holder)
+            return list(s.scalars(sa.update(BagRow).where(BagRow.name.in_(list(bag_names)), free)
+                                  .values(claimed_by=holder, lease_until=now + dt.timedelta(seconds=lease_seconds))
+                                  .returning(BagRow.name)))
+
+    def add_records(self, bag_name: str, records: Sequence[CheckRecord]) -> None:
+        """Append events with the location, file and finding code they concern, in one transaction.
+
+        How a repair records its evidence (recovery, fixity check of the source, quarantine); the
+        bag's reference is never touched.
+        """
+        if not records:
+            return
+        with self.session() as s:
+            bag = self._bag(s, bag_name)
+            s.execute(sa.insert(_EVENTS), [_event_values(bag.id, r.event, run_id=None, location=r.location,
+                                                         path=r.path, code=r.code) for r in records])
+
     def files_of(self, bag_names: Sequence[str]) -> dict[str, dict[str, FileReference]]:
         """:meth:`files` of several bags in one query (bag name -> path -> reference)."""
         found: dict[str, dict[str, FileReference]] = {name: {} for name in bag_names}
