@@ -379,6 +379,19 @@ def test_restore_brings_a_lost_bag_back_and_records_the_location(
     assert not (tmp_path / "restored" / ".strongroom-repair").exists()
 
 
+def test_a_restore_with_no_good_copy_fails_and_leaves_no_directory_behind(
+        archive: Callable[..., Archive], cli: RunCli, tmp_path: Path) -> None:
+    a = archive("file")
+    flip_byte(a.bag / "data/text.txt", 1)
+    flip_byte(_replica_dir(a) / "data/text.txt", 2)
+    run = cli("restore", "rec.v1", "--to", tmp_path / "restored", "--bags", a.bags)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "UNREPAIRABLE" in run.stdout
+    assert not (tmp_path / "restored").exists()
+    with a.ledger() as ledger:
+        assert (tmp_path / "restored" / "rec.v1").resolve().as_uri() not in ledger.locations("rec.v1")
+
+
 def test_repair_of_a_bags_directory_emptied_but_for_its_ledger_rebuilds_every_bag(
         tmp_path: Path, make_bag: MakeBag, cli: RunCli) -> None:
     made = [make_bag(name, files=FILES) for name in ("one", "two")]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -86,14 +87,19 @@ def run_restore(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.to}: no such directory, nor its parent")
     with _open(args) as ledger:
         names = _scope(ledger, [args.bag], args.sources)
+        created = not args.to.is_dir()
         args.to.mkdir(exist_ok=True)
-        writable(args.to)
-        location = dest.resolve().as_uri()
-        options = RepairOptions(bags_dir=args.to, sources=tuple(args.sources), only=(location,), extra=(location,),
-                                lease_seconds=args.lease, wait_seconds=args.wait)
-        result = repair_bag(ledger, names[0], options)
-        if result.outcome == "repaired":
-            ledger.add_location(names[0], location)
+        try:
+            writable(args.to)
+            location = dest.resolve().as_uri()
+            options = RepairOptions(bags_dir=args.to, sources=tuple(args.sources), only=(location,),
+                                    extra=(location,), lease_seconds=args.lease, wait_seconds=args.wait)
+            result = repair_bag(ledger, names[0], options)
+            if result.outcome == "repaired":
+                ledger.add_location(names[0], location)
+        finally:
+            if created and (not dest.exists()):  # a failed restore leaves no directory it made itself
+                shutil.rmtree(args.to, ignore_errors=True)
     sys.stdout.write(repair_report.to_text(RepairReport([result])))
     if result.outcome == "repaired":
         print(f"restored {names[0]} to {dest}; recorded as a location of the bag")
