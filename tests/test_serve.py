@@ -83,10 +83,10 @@ def test_serve_without_a_server_starts_one_and_its_schedules_bag_a_new_record(se
         assert crons == {"strongroom-ingest": ["* * * * *"], "strongroom-audit-nightly": ["* * * * *"]}
         assert found["strongroom-ingest"]["parameters"] == {"records_dir": str(records.resolve()),
                                                             "bags_dir": str(bags.resolve())}
-        while not _completed_runs(api, "strongroom-audit-nightly"):
-            assert time.monotonic() < deadline + 60, "the audit schedule produced no completed run"
-            time.sleep(2)
-        assert _completed_runs(api, "strongroom-ingest")
+        for deployment in ("strongroom-audit-nightly", "strongroom-ingest"):  # the bag is there before
+            while not _completed_runs(api, deployment):                        # its run has finished
+                assert time.monotonic() < deadline + 60, f"{deployment}: the schedule produced no completed run"
+                time.sleep(2)
         assert _port_open(ui)
     finally:
         serve.send_signal(signal.SIGTERM)
