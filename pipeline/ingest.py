@@ -35,7 +35,8 @@ from pipeline.bag.writer import (
 )
 from pipeline.errors import BagWriteError, FixityError, PayloadError, StrongroomError
 from pipeline.fixity import DEFAULT_ALGORITHMS, check_algorithms, digest_file
-from pipeline.premis import PremisAgent, PremisEvent, PremisObject, render_premis, strongroom_agent
+from pipeline.premis import (NO_SECOND_OPINION_NOTE, PremisAgent, PremisEvent, PremisObject, render_premis,
+                             strongroom_agent)
 from pipeline.records import LoadedRecord, load_record
 
 if TYPE_CHECKING:
@@ -73,6 +74,8 @@ class IngestOptions:
     algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
     verifiers: Sequence[Verifier] | None = None  # None: Strongroom's validator + bagit-python
     progress: Progress | None = None
+    #: False: Strongroom's own verification only, said in the PREMIS validation event.
+    second_opinion: bool = True
 
 
 def ingest_record(record_path: Path, bags_dir: Path, options: IngestOptions = IngestOptions()) -> IngestResult:
@@ -200,9 +203,10 @@ def _ingest(record_path: Path, bags_dir: Path, options: IngestOptions) -> Ingest
         profile_id=STRONGROOM_PROFILE_ID,
         tag_files=lambda digests: _metadata_files(loaded),
         expected={f"data/{p.path}": dict(p.checksums) for p in record.payload if p.checksums},
-        verifiers=default_verifiers() if options.verifiers is None else options.verifiers,
-        after_verify=lambda digests, notes: {"metadata/premis.xml": _premis(loaded, dest, digests,
-                                                                            notes, events)},
+        verifiers=(default_verifiers(second_opinion=options.second_opinion) if options.verifiers is None
+                   else options.verifiers),
+        after_verify=lambda digests, notes: {"metadata/premis.xml": _premis(
+            loaded, dest, digests, notes, events, second_opinion=options.second_opinion)},
         progress=options.progress,
     )
     try:
@@ -284,7 +288,7 @@ def _metadata_files(loaded: LoadedRecord) -> dict[str, bytes]:
 
 
 def _premis(loaded: LoadedRecord, dest: Path, payload: Collection[PayloadDigest], notes: str,
-            events_out: list[PremisEvent]) -> bytes:
+            events_out: list[PremisEvent], *, second_opinion: bool = True) -> bytes:
     """PREMIS 3 for the bag: its file objects and the events of this ingest (also kept for the ledger)."""
     agent = strongroom_agent()
     bagit_agent = _bagit_python_agent()
@@ -307,11 +311,16 @@ def _premis(loaded: LoadedRecord, dest: Path, payload: Collection[PayloadDigest]
                                    "digests stated in the record: all equal",
                             detail="; ".join(f"{p.path} {alg}:{hexd}" for p, (alg, hexd) in stated)))
     events.append(event("pac", f"Packed as BagIt 1.0 bag {dest.name} (profile {STRONGROOM_PROFILE_ID})"))
-    events.append(event("val", "Validated the complete staged bag before publication: Strongroom's "
-                               "strict validator (full) and bagit-python (second opinion): valid",
-                        detail=notes or None, agents=[agent.identifier, bagit_agent.identifier]))
+    if second_opinion:
+        events.append(event("val", "Validated the complete staged bag before publication: Strongroom's "
+                                   "strict validator (full) and bagit-python (second opinion): valid",
+                            detail=notes or None, agents=[agent.identifier, bagit_agent.identifier]))
+    else:
+        events.append(event("val", "Validated the complete staged bag before publication: Strongroom's "
+                                   "strict validator (full): valid",
+                            detail="; ".join(filter(None, [NO_SECOND_OPINION_NOTE, notes]))))
     events_out[:] = events
-    return render_premis(objects, events, [agent, bagit_agent])
+    return render_premis(objects, events, [agent, bagit_agent] if second_opinion else [agent])
 
 
 def _stated(loaded: LoadedRecord, item: PayloadDigest) -> list[tuple[str, str]]:

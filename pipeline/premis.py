@@ -58,6 +58,10 @@ DIGEST_LABELS: dict[str, str] = {"md5": "MD5", "sha1": "SHA-1", "sha224": "SHA-2
                                  "sha256": "SHA-256", "sha384": "SHA-384", "sha512": "SHA-512"}
 _LOC_DIGESTS = {"md5", "sha1", "sha256", "sha384", "sha512"}
 _UNKNOWN_FORMAT = "unknown"
+#: The outcome note of a validation event when the user asked for Strongroom's own verification
+#: only: a reader of the bag's history must see that no second opinion was given.
+NO_SECOND_OPINION_NOTE = ("bagit-python's second opinion was not run: Strongroom's own verification only, "
+                          "as the user asked (--no-second-opinion)")
 
 Outcome = Literal["suc", "fai", "war"]
 
