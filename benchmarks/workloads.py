@@ -34,6 +34,25 @@ def copytree_make_bag(source: str, dest: str, processes: str, algorithms: str) -
     bagit.make_bag(dest, processes=int(processes), checksums=algorithms.split(","))
 
 
+def copytree(source: str, dest: str) -> None:
+    """A bare ``shutil.copytree``: what copying the files alone costs on this disk."""
+    shutil.copytree(source, dest)
+
+
+def strongroom_cli_peaks(*args: str) -> None:
+    """``strongroom ARGS...`` in this process, then the peak memory of this process alone and of
+    its largest child (bagit-python's second opinion): ``wait4`` gives only the larger of the two."""
+    import resource
+
+    from pipeline.cli import main as cli_main
+
+    code = cli_main(list(args))
+    own = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(json.dumps({"own_peak_mb": own / 1024, "child_peak_mb": child / 1024}))
+    raise SystemExit(code)
+
+
 def bagit_validate(bag: str, processes: str) -> None:
     """The reference validation: bagit-python, full (every checksum)."""
     import bagit
@@ -192,6 +211,8 @@ def _inner(seconds: float) -> None:
 
 
 JOBS: dict[str, Callable[..., None]] = {
+    "copytree": copytree,
+    "strongroom-cli-peaks": strongroom_cli_peaks,
     "copytree-make-bag": copytree_make_bag,
     "bagit-validate": bagit_validate,
     "bagit-validate-many": bagit_validate_many,
