@@ -28,7 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import datasets  # noqa: E402 - the benchmark's own modules, beside this script
+import audit_bench  # noqa: E402 - the benchmark's own modules, beside this script
+import datasets  # noqa: E402
 import flows_bench  # noqa: E402
 from measure import Case, run_rounds  # noqa: E402
 from report import Row, hash_rates, machine, print_table  # noqa: E402
@@ -79,11 +80,15 @@ def _million(run: Run) -> dict[str, Case]:
     return _million_files(src, run.out)
 
 
+def _audit_scale(run: Run) -> dict[str, Case]:
+    return audit_bench.run(run.data, run.out, run.sizes.audit_bags, run.args.flow_rounds, WORK)
+
+
 #: Every part, in the order they run: name -> what it measures.  Add a part here (and its rows in ROWS).
 PARTS: dict[str, Part] = {"large": _large, "small": _small, "scale": _scale_part, "flows": _flows,
-                          "million": _million}
-#: Parts that run only when asked (``--large-scale``): too long for a routine run.
-OPT_IN = {"million"}
+                          "million": _million, "audit-scale": _audit_scale}
+#: Parts that run only when asked, by the option named: too long for a routine run.
+OPT_IN = {"million": "large_scale", "audit-scale": "audit_scale"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = datasets.Sizes.quick() if args.quick else datasets.Sizes()
     rounds = args.rounds or (1 if args.quick else 3)
     skip = {s for s in args.skip.split(",") if s}
-    if not args.large_scale:
-        skip |= OPT_IN
+    skip |= {part for part, option in OPT_IN.items() if not getattr(args, option)}
     data = args.data.resolve()
     run = Run(data, data / "out", sizes, rounds, args)
     print(f"# data in {data}; {rounds} round(s); sizes {datasets.describe(sizes)}", file=sys.stderr)
@@ -122,6 +126,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--skip", default="", help=f"comma-separated parts to skip: {','.join(PARTS)}")
     p.add_argument("--large-scale", action="store_true",
                    help="also bag and validate 1,000,000 files (about 15 minutes more; not for CI)")
+    p.add_argument("--audit-scale", action="store_true",
+                   help="also audit 10,000 small bags in a PostgreSQL ledger (ingested first, not timed)")
     p.add_argument("--data", type=Path, default=REPO / "benchmarks" / "data", help="where data is built")
     p.add_argument("--save", type=Path, help="also write the table (markdown) and raw samples (.json) here")
     return p
@@ -317,10 +323,26 @@ def _flow_rows(r: dict[str, Case], sizes: datasets.Sizes) -> list[Row]:
     ]
 
 
+def _audit_rows(r: dict[str, Case], sizes: datasets.Sizes) -> list[Row]:
+    """The audit at scale against bagit-python one by one; two processes against one."""
+    if "audit-scale/audit-library" not in r or not r["audit-scale/audit-library"].samples:
+        return []
+    n, ref = f"{sizes.audit_bags:,} small bags (PostgreSQL ledger)", "audit-scale/bagit-validate-many"
+    one, two = r["audit-scale/audit-library"], r["audit-scale/audit-library-2-processes"]
+    return [
+        Row(f"audit {n} through the flow", "≤ 0.5 × bagit-python one by one",
+            _ratio(r, "audit-scale/audit-flow", ref), 0.5),
+        Row(f"audit {n}, library alone", "≤ 0.3 × bagit-python one by one", _ratio(r, "audit-scale/audit-library", ref),
+            0.3),
+        Row(f"audit {n}: two processes against one (speed-up, higher is better)", "≥ 1.7 ×",
+            one.median() / two.median() if two.samples else None, 1.7, at_least=True),
+    ]
+
+
 #: The table's rows, part by part: each function reads the results it knows (absent: no rows or
 #: "not measured").  Add a part's rows here.
 ROWS: list[Callable[[dict[str, Case], datasets.Sizes], list[Row]]] = [
-    _bag_rows, _validate_rows, _scale_rows, _million_rows, _flow_rows]
+    _bag_rows, _validate_rows, _scale_rows, _million_rows, _flow_rows, _audit_rows]
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ class Row:
     value: float | None
     limit: float | None
     unit: str = "×"
+    #: The target is a floor (a speed-up), not a ceiling.
+    at_least: bool = False
 
     def measured(self) -> str:
         if self.value is None:
@@ -34,7 +36,8 @@ class Row:
     def met(self) -> str:
         if self.value is None or self.limit is None:
             return "-" if self.value is not None or self.limit is None else "not measured"
-        return "yes" if self.value <= self.limit else "**no**"
+        ok = self.value >= self.limit if self.at_least else self.value <= self.limit
+        return "yes" if ok else "**no**"
 
 
 def hash_rates(seconds: float = 0.25) -> dict[str, float]:

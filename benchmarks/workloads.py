@@ -206,6 +206,19 @@ def audit_library(bags_dir: str, ledger_url: str) -> None:
     _inner(time.perf_counter() - started)
 
 
+def audit_library_processes(bags_dir: str, ledger_url: str, count: str) -> None:
+    """``count`` audit-library processes started together on one ledger; the time until all end."""
+    import subprocess
+
+    started = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, __file__, "audit-library", bags_dir, ledger_url],
+                              stdout=subprocess.DEVNULL) for _ in range(int(count))]
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise SystemExit(f"audit processes exited {codes}")
+    _inner(time.perf_counter() - started)
+
+
 def _inner(seconds: float) -> None:
     print(json.dumps({"inner": seconds}))
 
@@ -223,6 +236,7 @@ JOBS: dict[str, Callable[..., None]] = {
     "ingest-library-ledger": ingest_library_ledger,
     "audit-flow": audit_flow,
     "audit-library": audit_library,
+    "audit-library-processes": audit_library_processes,
 }
 
 if __name__ == "__main__":
