@@ -15,8 +15,10 @@ In the writer's process that index came on top of Strongroom's own (190 MB peak 
 more it therefore runs in a fresh child interpreter that imports nothing but bagit: the writer's
 process stays flat and bagit-python's index is returned to the system when the child ends.
 Starting the child costs 0.15-0.3 s here (interpreter + ``import bagit``), which small bags -
-ingest writes many of them - never pay.  It is the same full validation either way, and its
-complaints are explained by the same code.
+ingest writes many of them - never pay; the writer starts it while it copies the payload
+(:class:`SecondOpinion`), so it is ready when the bag is.  Payloads of large files are validated
+there with one bagit-python process per core (:func:`processes_for`).  It is the same full
+validation either way, and its complaints are explained by the same code.
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ Strongroom instead:
    lines as it is done (payload comes in bag-path order, so the manifests are sorted as written);
 3. writes ``bagit.txt`` (1.0), ``bag-info.txt`` (label order kept; Payload-Oxum counted during
    the copy), the caller's tag files and the tag manifests;
-4. flushes the staging tree to disk once while the verifiers (Strongroom's validator and
-   bagit-python as a second opinion) read it, and when both are done publishes the bag with one
+4. flushes the staging tree to disk once while the verifiers (Strongroom's validator re-reading
+   every staged file with one strong digest, and bagit-python as a second opinion, see
+   :mod:`pipeline.bag.verifiers`) read it, and when both are done publishes the bag with one
    ``rename``.
 
 A reader therefore sees either no bag or a whole, verified, durable bag.  Memory does not grow
