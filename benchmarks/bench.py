@@ -2,7 +2,7 @@
 
     make bench                              # the full run (about 11 minutes on 2 cores)
     make bench BENCH_ARGS=--quick           # small data, 1 round: checks every measure works
-    make bench BENCH_ARGS=--large-scale     # also bag and validate 1,000,000 files (+15 min)
+    make bench BENCH_ARGS=--large-scale     # also bag and validate 1,000,000 files (+7-8 min)
     python benchmarks/bench.py --rounds 5 --skip scale,flows
 
 A part is a function of :class:`Run` returning its measured cases, listed in :data:`PARTS`
@@ -125,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--flow-rounds", type=int, default=1, help="rounds for the flow part")
     p.add_argument("--skip", default="", help=f"comma-separated parts to skip: {','.join(PARTS)}")
     p.add_argument("--large-scale", action="store_true",
-                   help="also bag and validate 1,000,000 files (about 15 minutes more; not for CI)")
+                   help="also bag and validate 1,000,000 files (7-8 minutes more here, plus building them once; not for CI)")
     p.add_argument("--audit-scale", action="store_true",
                    help="also audit 10,000 small bags in a PostgreSQL ledger (ingested first, not timed)")
     p.add_argument("--data", type=Path, default=REPO / "benchmarks" / "data", help="where data is built")
