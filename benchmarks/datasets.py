@@ -41,12 +41,14 @@ class Sizes:
     scale_files: int = 100_000
     scale_size: int = 1024
     records: int = 1_000
+    million_files: int = 1_000_000  # only with --large-scale (of scale_size bytes each)
+    audit_bags: int = 10_000  # only with --audit-scale
 
     @classmethod
     def quick(cls) -> "Sizes":
         """Enough to exercise every measure in about a minute."""
         return cls(large_files=4, large_size=16 * CHUNK, small_files=1_000, scale_files=10_000,
-                   records=50)
+                   records=50, million_files=20_000, audit_bags=100)
 
 
 def _ready(directory: Path, params: Mapping[str, object]) -> bool:

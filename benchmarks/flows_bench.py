@@ -1,5 +1,7 @@
 """The two flow targets: ingest through Prefect vs the library, audit through Prefect vs bagit-python.
 
+The audit's ledger is on PostgreSQL (a fresh database per run), as the issue's audit target sets.
+
 Prefect runs against a real server started here (on PostgreSQL, as production runs it; a
 SQLite-backed server answers 503 "database is locked" after bursts of task runs).  Its start is
 excluded, as the issue asks: the flow jobs connect once with an empty warm-up flow and time the
@@ -49,7 +51,7 @@ def _audit_cases(records: Path, o: Path, work: str, env: dict[str, str]) -> list
     bags = o / "audit-bags"
     shutil.rmtree(bags, ignore_errors=True)
     bags.mkdir(parents=True)
-    ledger = f"sqlite:///{bags / '.strongroom-ledger.sqlite'}"
+    ledger = _pg_ledger()
     subprocess.run([PY, work, "ingest-library-ledger", str(records), str(bags), ledger], check=True, cwd=REPO,
                    stdout=subprocess.DEVNULL)
     return [
@@ -57,6 +59,22 @@ def _audit_cases(records: Path, o: Path, work: str, env: dict[str, str]) -> list
         Case("flows/audit-flow", [PY, work, "audit-flow", str(bags), ledger], None, env),
         Case("flows/audit-library", [PY, work, "audit-library", str(bags), ledger]),
     ]
+
+
+def _pg_ledger() -> str:
+    """A fresh PostgreSQL database for the audit's ledger (as production keeps it); its URL.
+
+    Dropped with the Prefect server's database at the end of the run (see :func:`prefect_server`)."""
+    import psycopg
+
+    db = f"strongroom_bench_ledger_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db}"')
+    _LEDGERS.append(db)
+    return PG_ADMIN.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + f"/{db}"
+
+
+_LEDGERS: list[str] = []
 
 
 @contextmanager
@@ -91,8 +109,10 @@ def prefect_server() -> Iterator[str]:
         log.close()
         shutil.rmtree(home, ignore_errors=True)
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,))
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}"')
+            for name in [db, *_LEDGERS]:
+                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        _LEDGERS.clear()
 
 
 def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path, timeout: float = 180) -> None:

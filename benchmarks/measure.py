@@ -31,6 +31,12 @@ class Sample:
     cpu: float = 0.0
     #: The time the job measured itself when it excludes a start-up (Prefect server, client).
     inner: float | None = None
+    #: Peak RSS of the measured process alone and of its largest child, when the job reports them
+    #: (``wait4`` gives only the larger of the two).
+    own_peak_mb: float | None = None
+    child_peak_mb: float | None = None
+    #: The 1-minute load average when the command started (other work on the machine).
+    load: float = 0.0
 
     @property
     def measured(self) -> float:
@@ -56,6 +62,21 @@ class Case:
     def peak_mb(self) -> float:
         return max(s.peak_mb for s in self.samples)
 
+    def own_peak_mb(self) -> float | None:
+        """Peak of the measured process alone, when the job reported it."""
+        own = [s.own_peak_mb for s in self.samples if s.own_peak_mb is not None]
+        return max(own) if own else None
+
+    def child_peak_mb(self) -> float | None:
+        """Peak of its largest child (bagit-python's second opinion), when the job reported it."""
+        child = [s.child_peak_mb for s in self.samples if s.child_peak_mb is not None]
+        return max(child) if child else None
+
+    def load(self) -> str:
+        """The load averages the rounds started at."""
+        return "-".join(f"{v:.1f}" for v in sorted({min(s.load for s in self.samples),
+                                                     max(s.load for s in self.samples)}))
+
     def spread(self) -> str:
         times = sorted(s.measured for s in self.samples)
         return f"{times[0]:.2f}-{times[-1]:.2f}" if len(times) > 1 else f"{times[0]:.2f}"
@@ -72,6 +93,7 @@ def run(case: Case, cwd: Path) -> Sample:
         case.output.mkdir(parents=True)
     os.sync()
     env = {**os.environ, **case.env}
+    load = os.getloadavg()[0]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(case.argv, cwd=cwd, env=env, stdout=out, stderr=err)
@@ -84,7 +106,9 @@ def run(case: Case, cwd: Path) -> Sample:
     if proc.returncode != 0:
         raise CommandFailed(f"{case.name}: exit {proc.returncode}\n{stderr[-2000:]}")
     _clear(case.output)
-    sample = Sample(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, _inner(stdout))
+    reported = _reported(stdout)
+    sample = Sample(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, _inner(stdout),
+                    reported.get("own_peak_mb"), reported.get("child_peak_mb"), load)
     case.samples.append(sample)
     return sample
 
@@ -98,6 +122,16 @@ def run_rounds(cases: Sequence[Case], rounds: int, cwd: Path) -> None:
             print(f"  round {r + 1}/{rounds}  {case.name:<34} {sample.measured:8.2f} s "
                   f"{sample.cpu:8.2f} s CPU {sample.peak_mb:7.1f} MB  load {os.getloadavg()[0]:.1f}",
                   file=sys.stderr, flush=True)
+
+
+def _reported(stdout: str) -> dict[str, float]:
+    """The figures a job printed as JSON on its last line (peaks), if any."""
+    lines = stdout.strip().splitlines()
+    try:
+        value = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        return {}
+    return {k: float(v) for k, v in value.items() if k.endswith("_mb")} if isinstance(value, dict) else {}
 
 
 def _inner(stdout: str) -> float | None:

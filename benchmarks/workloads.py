@@ -34,6 +34,25 @@ def copytree_make_bag(source: str, dest: str, processes: str, algorithms: str) -
     bagit.make_bag(dest, processes=int(processes), checksums=algorithms.split(","))
 
 
+def copytree(source: str, dest: str) -> None:
+    """A bare ``shutil.copytree``: what copying the files alone costs on this disk."""
+    shutil.copytree(source, dest)
+
+
+def strongroom_cli_peaks(*args: str) -> None:
+    """``strongroom ARGS...`` in this process, then the peak memory of this process alone and of
+    its largest child (bagit-python's second opinion): ``wait4`` gives only the larger of the two."""
+    import resource
+
+    from pipeline.cli import main as cli_main
+
+    code = cli_main(list(args))
+    own = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(json.dumps({"own_peak_mb": own / 1024, "child_peak_mb": child / 1024}))
+    raise SystemExit(code)
+
+
 def bagit_validate(bag: str, processes: str) -> None:
     """The reference validation: bagit-python, full (every checksum)."""
     import bagit
@@ -187,11 +206,26 @@ def audit_library(bags_dir: str, ledger_url: str) -> None:
     _inner(time.perf_counter() - started)
 
 
+def audit_library_processes(bags_dir: str, ledger_url: str, count: str) -> None:
+    """``count`` audit-library processes started together on one ledger; the time until the last
+    ends, each measured as ``audit_library`` measures itself (interpreter start-up excluded)."""
+    import subprocess
+
+    procs = [subprocess.Popen([sys.executable, __file__, "audit-library", bags_dir, ledger_url],
+                              stdout=subprocess.PIPE, text=True) for _ in range(int(count))]
+    outs = [p.communicate()[0] for p in procs]
+    if any(p.returncode for p in procs):
+        raise SystemExit(f"audit processes exited {[p.returncode for p in procs]}")
+    _inner(max(json.loads(out.strip().splitlines()[-1])["inner"] for out in outs))
+
+
 def _inner(seconds: float) -> None:
     print(json.dumps({"inner": seconds}))
 
 
 JOBS: dict[str, Callable[..., None]] = {
+    "copytree": copytree,
+    "strongroom-cli-peaks": strongroom_cli_peaks,
     "copytree-make-bag": copytree_make_bag,
     "bagit-validate": bagit_validate,
     "bagit-validate-many": bagit_validate_many,
@@ -202,6 +236,7 @@ JOBS: dict[str, Callable[..., None]] = {
     "ingest-library-ledger": ingest_library_ledger,
     "audit-flow": audit_flow,
     "audit-library": audit_library,
+    "audit-library-processes": audit_library_processes,
 }
 
 if __name__ == "__main__":

@@ -78,6 +78,8 @@ class IngestOptions:
     progress: Progress | None = None
     #: identify every payload file's format against PRONOM; None: unless STRONGROOM_IDENTIFY=0
     identify: bool | None = None
+    #: False: Strongroom's own verification only, said in the PREMIS validation event.
+    second_opinion: bool = True
 
 
 def ingest_record(record_path: Path, bags_dir: Path, options: IngestOptions = IngestOptions()) -> IngestResult:
@@ -200,8 +202,9 @@ def _ingest(record_path: Path, bags_dir: Path, options: IngestOptions) -> Ingest
     dest = bags_dir / f"{record.id}.v{_next_version(versions) if versions else 1}"
     identify = options.identify if options.identify is not None else identification_enabled()
     steps = IngestSteps(loaded, dest, versions[-1] if versions else None, identify_formats=identify,
-                        tag_files=lambda: _metadata_files(loaded))
-    verifiers = default_verifiers() if options.verifiers is None else options.verifiers
+                        tag_files=lambda: _metadata_files(loaded), second_opinion=options.second_opinion)
+    verifiers = (default_verifiers(second_opinion=options.second_opinion) if options.verifiers is None
+                 else options.verifiers)
     options_for_bag = BagOptions(
         algorithms=algorithms,
         info=_bag_info(loaded),

@@ -62,6 +62,10 @@ _UNKNOWN_FORMAT = "unknown"
 PRONOM = "PRONOM"
 #: The formatNote marking the format a record states (rather than one identified).
 STATED_FORMAT_NOTE = "stated in the record"
+#: The outcome note of a validation event when the user asked for Strongroom's own verification
+#: only: a reader of the bag's history must see that no second opinion was given.
+NO_SECOND_OPINION_NOTE = ("bagit-python's second opinion was not run: Strongroom's own verification only, "
+                          "as the user asked (--no-second-opinion)")
 
 Outcome = Literal["suc", "fai", "war"]
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 from pathlib import Path
 
 from pipeline.bag.payload import PayloadDigest, PayloadView
@@ -34,6 +35,7 @@ from pipeline.errors import FixityError
 from pipeline.findings import Finding
 from pipeline.formats import Identification, Tool, identify
 from pipeline.premis import (
+    NO_SECOND_OPINION_NOTE,
     AnyObject,
     PremisAgent,
     PremisEvent,
@@ -54,9 +56,10 @@ class IngestSteps:
     """Collects, while one bag is written, what its PREMIS says (and what ingest reports)."""
 
     def __init__(self, loaded: LoadedRecord, dest: Path, previous: Path | None, *, identify_formats: bool,
-                 tag_files: Callable[[], Mapping[str, bytes]]) -> None:
+                 tag_files: Callable[[], Mapping[str, bytes]], second_opinion: bool = True) -> None:
         self.loaded, self.dest, self.previous = loaded, dest, previous
         self.identify_formats = identify_formats
+        self.second_opinion = second_opinion
         self._tag_files = tag_files
         self.times: dict[str, dt.datetime] = {"ing": _now()}
         self.formats: dict[str, Identification] = {}
@@ -87,18 +90,18 @@ class IngestSteps:
         return self._tag_files()
 
     def packed_then(self, verify: Verifier) -> Verifier:
-        """``verify``, noting first when the bag was complete (the first verifier starts)."""
-        def verifier(path: Path) -> Sequence[Finding]:
-            self.times.setdefault("pac", _now())
-            return verify(path)
+        """``verify``, noting first when the bag was complete (the first verifier starts).
 
-        return verifier
+        The wrapper keeps the verifier's other hooks (the writer calls ``prepare`` and ``close`` of
+        bagit-python's second opinion, to start its child while the payload is copied).
+        """
+        return _NotingPacked(self.times, verify)
 
     def premis(self, staged: PayloadView, notes: str) -> bytes:
         """The bag's ``metadata/premis.xml``, written once both verifiers accepted the bag."""
         self.times.setdefault("pac", _now())
         self.times["val"] = _now()
-        agents = [strongroom_agent(), _bagit_python_agent()]
+        agents = [strongroom_agent()] + ([_bagit_python_agent()] if self.second_opinion else [])
         if self._tool is not None:
             agents.append(PremisAgent(identifier=self._tool.agent_id, name=self._tool.name,
                                       version=self._tool.version, type="sof"))
@@ -202,10 +205,15 @@ class IngestSteps:
             events.append(self._event(kind, what, (bag, self.previous.name), own, time="der"))
         events.append(self._event("pac", f"Packed as BagIt 1.0 bag {bag} (profile {STRONGROOM_PROFILE_ID})",
                                   (bag,), own))
-        events.append(self._event("val", "Validated the complete staged bag before publication: "
-                                         "Strongroom's strict validator (full) and bagit-python (second "
-                                         "opinion): valid", (bag,), agent_ids[:2],
-                                  outcome_detail=notes or None))
+        if self.second_opinion:
+            events.append(self._event("val", "Validated the complete staged bag before publication: "
+                                             "Strongroom's strict validator (full) and bagit-python (second "
+                                             "opinion): valid", (bag,), agent_ids[:2],
+                                      outcome_detail=notes or None))
+        else:
+            events.append(self._event("val", "Validated the complete staged bag before publication: "
+                                             "Strongroom's strict validator (full): valid", (bag,), own,
+                                      outcome_detail="; ".join(filter(None, [NO_SECOND_OPINION_NOTE, notes]))))
         return events
 
     def _identification_event(self, files: tuple[str, ...], agents: list[str]) -> PremisEvent:
@@ -225,6 +233,20 @@ class IngestSteps:
             "identifier": uuid.uuid4().urn, "event_type": event_type,
             "date_time": self.times[time or event_type], "detail": text, "outcome": outcome,
             "outcome_detail": outcome_detail, "object_ids": objects, "agent_ids": tuple(agents)})
+
+
+class _NotingPacked:
+    """A verifier that first notes when the bag was complete; its other attributes are the verifier's."""
+
+    def __init__(self, times: dict[str, dt.datetime], verify: Verifier) -> None:
+        self._times, self._verify = times, verify
+
+    def __call__(self, path: Path) -> Sequence[Finding]:
+        self._times.setdefault("pac", _now())
+        return self._verify(path)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._verify, name)
 
 
 def _what_changed(previous: Path, record_raw: bytes, payload: Sequence[PayloadDigest]) -> tuple[str, str]:

@@ -160,3 +160,57 @@ def test_full_validation_holds_little_per_file(tmp_path: Path) -> None:
     print(f"\nvalidation: {per_file:.0f} bytes of peak memory per file")
     assert (small[0], large[0]) == (5_000, 45_000)
     assert per_file <= PER_FILE_BYTES, f"{per_file:.0f} bytes per file"
+
+
+# --- the index itself: flat, whatever the number of files ------------------------------------
+
+#: Bytes per file the validator's index may hold, measured with tracemalloc on INDEX_FILES rows
+#: (sha512 + sha256 manifests, paths like a writer's).  Flat arrays hold about 60 bytes a file
+#: plus the raw digests (98 with their presence flags); a dict of path strings alone costs ~180
+#: and the index before it ~280, which fail this.  Spilled to a temporary file (as from
+#: SPILL_ROWS rows) the digests leave memory, and the allowance drops to the rest alone.
+INDEX_FILES = 20_000
+INDEX_BYTES_PER_FILE = 200
+SPILLED_INDEX_BYTES_PER_FILE = 100
+
+
+def _index_bytes_per_file(count: int) -> float:
+    import tracemalloc
+
+    from pipeline.bag.validate_tree import DigestColumn, Index
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        table = Index()
+        for i in range(count):
+            path = f"data/box-{i // 100:04d}/page-{i:06d}.txt"
+            table.new_row(path, path, 4096)
+        table.columns = [DigestColumn(64, reserve=count), DigestColumn(32, reserve=count)]
+        for row in range(count):  # as read_manifest files each line: looked up by its path
+            found = table.get(f"data/box-{row // 100:04d}/page-{row:06d}.txt")
+            assert found == row
+            table.columns[0].put(row, row.to_bytes(64, "big"))
+            table.columns[1].put(row, row.to_bytes(32, "big"))
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert table.disk[count - 1] == f"data/box-{(count - 1) // 100:04d}/page-{count - 1:06d}.txt"
+    assert table.columns[0].get(count - 1) == (count - 1).to_bytes(64, "big")
+    assert [table.rows.get(k) for k in ("data/box-0000/page-000000.txt", "data/nothing")] == [0, None]
+    return held / count
+
+
+def test_the_validation_index_is_flat() -> None:
+    per_file = _index_bytes_per_file(INDEX_FILES)
+    print(f"\nindex: {per_file:.0f} bytes per file")
+    assert per_file <= INDEX_BYTES_PER_FILE, f"{per_file:.0f} bytes per file"
+
+
+def test_a_spilled_index_keeps_its_digests_out_of_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.bag import validate_tree
+
+    monkeypatch.setattr(validate_tree, "SPILL_ROWS", 1_000)
+    per_file = _index_bytes_per_file(INDEX_FILES)
+    print(f"\nspilled index: {per_file:.0f} bytes per file")
+    assert per_file <= SPILLED_INDEX_BYTES_PER_FILE, f"{per_file:.0f} bytes per file"

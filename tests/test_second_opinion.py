@@ -83,7 +83,7 @@ def test_a_complaint_from_the_child_stops_publication(tmp_path: Path) -> None:
 
 
 def test_a_child_that_dies_is_no_opinion(bag: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(second_opinion, "_child_command", lambda b: [sys.executable, "-c", "import os; os._exit(9)"])
+    monkeypatch.setattr(second_opinion, "_child_command", lambda b, *_: [sys.executable, "-c", "import os; os._exit(9)"])
     found = bagit_python_findings(bag, in_child=True)
     assert [f.severity for f in found] == ["error"] and "did not complete" in found[0].message
 
@@ -94,7 +94,7 @@ def test_bags_of_many_files_go_to_the_child(bag: Path, monkeypatch: pytest.Monke
     """The bag above has 2 payload files: at a threshold of 2 it is validated in a child."""
     used: list[str] = []
     monkeypatch.setattr(second_opinion, "CHILD_PROCESS_FILES", threshold)
-    monkeypatch.setattr(second_opinion, "_in_child", lambda b: used.append("child") or {"valid": True})
+    monkeypatch.setattr(second_opinion, "_in_child", lambda b, *_: used.append("child") or {"valid": True})
     monkeypatch.setattr(second_opinion, "_in_process", lambda b: used.append("here") or {"valid": True})
     bagit_python_findings(bag)
     assert used == (["child"] if expect_child else ["here"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -86,3 +87,36 @@ def test_every_size_class_is_verified_and_findings_keep_index_order(tmp_path: Pa
         assert f.expected is not None and f.found is not None and f.expected != f.found
     assert calls[-1] == (report.payload_bytes, report.payload_files) == (sum(sizes.values()), len(sizes))
     assert calls == sorted(calls)
+
+
+def test_a_spilled_index_gives_the_same_findings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Digests kept in a temporary file (as for bags of SPILL_ROWS files or more), manifests in any order."""
+    from pipeline.bag import validate_tree
+
+    src = tmp_path / "src"
+    for i in range(300):
+        (src / f"d{i % 7}").mkdir(parents=True, exist_ok=True)
+        (src / f"d{i % 7}" / f"f{i:03d}.txt").write_bytes(f"{i}\n".encode() * (i % 5 + 1))
+    bag = bag_directory(src, tmp_path / "bag", verifiers=[]).path
+    manifest = bag / "manifest-sha256.txt"
+    manifest.write_text("".join(reversed(manifest.read_text().splitlines(keepends=True))))  # out of row order
+    _flip(bag / "data" / "d3" / "f150.txt", 0)
+    (bag / "data" / "d1" / "f001.txt").unlink()
+    in_memory = validate_bag(bag).findings
+    monkeypatch.setattr(validate_tree, "SPILL_ROWS", 1)
+    spilled = validate_bag(bag).findings
+    assert spilled == in_memory
+    assert {f.code for f in spilled} >= {"PAYLOAD-DIGEST-MISMATCH", "PAYLOAD-MISSING", "TAG-DIGEST-MISMATCH"}
+
+
+def test_the_flat_keys_behave_as_a_dict() -> None:
+    from pipeline.bag.validate_tree import Keys
+
+    keys, plain = Keys(), {}
+    names = [f"data/{i}/n\u00e9-{i * 7919 % 1000}" for i in range(2000)] + ["data/\udcff-undecodable", "data/0/n\u00e9-0"]
+    for value, name in enumerate(names):
+        keys[name] = value
+        plain[name] = value
+    assert len(keys) == len(plain) and list(keys.items()) == list(plain.items())
+    assert all(keys.get(name) == plain[name] for name in plain) and keys.get("data/absent") is None
+    assert "data/\udcff-undecodable" in keys and "data/absent" not in keys

@@ -23,20 +23,24 @@ import bagit
 _COMPLETENESS = (bagit.FileMissing, bagit.UnexpectedFile)
 
 
-def validate(path: str) -> dict[str, Any]:
-    """``{"valid": True}`` or ``{"error": text, "details": [[kind, path, text], ...] or None}``."""
+def validate(path: str, processes: int = 1) -> dict[str, Any]:
+    """``{"valid": True}`` or ``{"error": text, "details": [[kind, path, text], ...] or None}``.
+
+    ``processes`` > 1: bagit-python hashes that many files at once (its own multiprocessing
+    pool: only in a child interpreter of its own, never in a threaded process).
+    """
     logger = logging.getLogger("bagit")
     level = logger.level
     logger.setLevel(logging.CRITICAL)  # it logs every file it hashes; the findings say what matters
     try:
         bag = bagit.Bag(path)
         try:
-            bag.validate(processes=1)
+            bag.validate(processes=processes)
         except bagit.BagValidationError as exc:
             details = list(getattr(exc, "details", None) or [])
             if details and all(isinstance(d, _COMPLETENESS) for d in details):
                 try:
-                    bag._validate_entries(1)
+                    bag._validate_entries(processes)
                 except bagit.BagValidationError as more:
                     details += list(getattr(more, "details", None) or [])
             return {"error": str(exc), "details": [[type(d).__name__, str(getattr(d, "path", "")), str(d)]
@@ -48,5 +52,17 @@ def validate(path: str) -> dict[str, Any]:
     return {"valid": True}
 
 
+def _main(args: list[str]) -> None:
+    """``bagit_run.py BAG [PROCESSES]``, or ``bagit_run.py -``: started early, bagit already
+    imported, it waits for ``[bag, processes]`` (JSON) on stdin; at end of input it just exits."""
+    if args[0] != "-":
+        print(json.dumps(validate(args[0], int(args[1]) if len(args) > 1 else 1)))
+        return
+    line = sys.stdin.readline()
+    if line.strip():
+        path, processes = json.loads(line)
+        print(json.dumps(validate(str(path), int(processes))))
+
+
 if __name__ == "__main__":
-    print(json.dumps(validate(sys.argv[1])))
+    _main(sys.argv[1:])

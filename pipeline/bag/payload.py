@@ -110,6 +110,7 @@ class PayloadCheck:
     root: Path  # where the payload comes from (for messages)
     files: int
     names: int  # sum of the names' hashes, modulo 2**64: the copy pass must see the same names
+    octets: int = 0  # as the check pass saw them (the copy counts its own)
 
 
 _MASK = (1 << 64) - 1
@@ -127,9 +128,9 @@ def check_payload(pairs: Pairs, root: Path) -> PayloadCheck:
     hashes are rare; only then is the payload read again to name the colliding files.
     """
     keys: array[int] = array("q")
-    files = names = 0
+    files = names = octets = 0
     for source, rel in pairs():
-        _check_file(source, rel)
+        octets += _check_file(source, rel)
         keys.append(hash(nfc(rel).casefold()))
         files += 1
         names = add_name(names, rel)
@@ -137,10 +138,11 @@ def check_payload(pairs: Pairs, root: Path) -> PayloadCheck:
     del keys
     if suspects:
         _name_collision(pairs, suspects)
-    return PayloadCheck(root, files, names)
+    return PayloadCheck(root, files, names, octets)
 
 
-def _check_file(source: str, rel: str) -> None:
+def _check_file(source: str, rel: str) -> int:
+    """The file's size, once it is known safe to bag (else PayloadError)."""
     reason = unsafe_reason(f"data/{rel}")  # checked as the bag path: "~x" is fine below data/
     if reason:
         raise PayloadError(Path(source), rel, f"cannot be placed in a bag: {reason}")
@@ -156,6 +158,7 @@ def _check_file(source: str, rel: str) -> None:
         raise PayloadError(Path(source), rel, "is not a regular file (device, FIFO or directory)")
     if not os.access(source, os.R_OK):
         raise PayloadError(Path(source), rel, "is not readable")
+    return st.st_size
 
 
 #: Hashes sorted at a time when looking for repeats (a list of this many ints is ~2.6 MB).

@@ -11,7 +11,7 @@ import re
 import os
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -337,16 +337,17 @@ class _Meter:
 
 
 def verify_digests(c: Collector, table: Index, manifests: list[tuple[str, str]], *,
-                   tag: bool, progress: Progress | None = None) -> None:
+                   tag: bool, progress: Progress | None = None, only: Collection[str] | None = None) -> None:
     """Read each listed file once, computing all its manifests' algorithms in that one read.
 
     Files under one read block go through :func:`raw_digests` (the common case, where per-file
     overhead is the cost); larger ones through :func:`digest_file`, and those of
     ``PARALLEL_THRESHOLD`` or more several at once through :func:`digest_each`, after the small
-    ones.  Findings still come out in index order.
+    ones.  Findings still come out in index order.  ``only``: the algorithms to recompute (the
+    others' manifests are still read and checked for completeness, not their digests).
     """
     checks = [(i, name, alg, table.columns[i]) for i, (name, alg) in enumerate(manifests)
-              if alg in SUPPORTED_ALGORITHMS and i < len(table.columns)]
+              if alg in SUPPORTED_ALGORITHMS and i < len(table.columns) and (only is None or alg in only)]
     if not checks:
         return
     meter = _Meter(progress)

@@ -19,7 +19,7 @@ it; so is an explicitly given profile.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -92,10 +92,16 @@ class ValidationReport:
 
 
 def validate_bag(path: Path, *, depth: Depth = "full", profile: Profile | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> ValidationReport:
+                 progress: Callable[[int, int], None] | None = None,
+                 recompute: Collection[str] | None = None) -> ValidationReport:
     """Validate the bag at ``path``; never raises on a bad bag.
 
     ``progress(bytes_done, files_done)`` is called as payload files are hashed (full depth).
+    ``recompute`` (full depth): recompute payload digests only for the manifests of these
+    algorithms (every manifest is still read, parsed and checked for completeness).  The bag
+    writer uses it to re-read its staged copy with one strong digest: the copy's manifests were
+    all computed in one read of the source, so one strong digest of the staged bytes proves them
+    on disk as well as all of them would.  ``None``: every supported algorithm.
     """
     if depth not in DEPTHS:
         raise ValueError(f"depth must be one of {DEPTHS}, not {depth!r}")
@@ -111,7 +117,7 @@ def validate_bag(path: Path, *, depth: Depth = "full", profile: Profile | None =
     if c.findings:
         report.findings = c.findings
         return report
-    _check(c, report, depth, progress)
+    _check(c, report, depth, progress, recompute)
     report.version = c.version_text
     _check_profiles(c, report, profile)
     report.findings = c.findings
@@ -126,7 +132,7 @@ def _link_target(path: Path) -> str:
 
 
 def _check(c: Collector, report: ValidationReport, depth: Depth,
-           progress: Callable[[int, int], None] | None) -> None:
+           progress: Callable[[int, int], None] | None, recompute: Collection[str] | None = None) -> None:
     has_bagit = read_bagit_txt(c)
     tree = walk(c)
     report.payload_files, report.payload_bytes = tree.payload_files, tree.payload_bytes
@@ -158,7 +164,7 @@ def _check(c: Collector, report: ValidationReport, depth: Depth,
     vm.read_fetch(c, tree, found)
     vm.check_payload_completeness(c, tree, found)
     if depth == "full":
-        vm.verify_digests(c, tree.payload, found.payload, tag=False, progress=progress)
+        vm.verify_digests(c, tree.payload, found.payload, tag=False, progress=progress, only=recompute)
 
 
 def _check_oxum(c: Collector, tree: Tree, info: BagInfo) -> None:

@@ -12,8 +12,9 @@ Strongroom instead:
    lines as it is done (payload comes in bag-path order, so the manifests are sorted as written);
 3. writes ``bagit.txt`` (1.0), ``bag-info.txt`` (label order kept; Payload-Oxum counted during
    the copy), the caller's tag files and the tag manifests;
-4. flushes the staging tree to disk once while the verifiers (Strongroom's validator and
-   bagit-python as a second opinion) read it, and when both are done publishes the bag with one
+4. flushes the staging tree to disk once while the verifiers (Strongroom's validator re-reading
+   every staged file with one strong digest, and bagit-python as a second opinion, see
+   :mod:`pipeline.bag.verifiers`) read it, and when both are done publishes the bag with one
    ``rename``.
 
 A reader therefore sees either no bag or a whole, verified, durable bag.  Memory does not grow
@@ -54,12 +55,13 @@ from pipeline.bag.tagfiles import BAGIT_TXT, format_bag_info, format_manifest_li
 from pipeline.durable import flush_tree, fsync_path, rename_noreplace, staging_dir
 from pipeline.errors import BagInvalidError, BagWriteError, FixityError, PayloadError
 from pipeline.findings import Finding, errors
+from pipeline.bag.verifiers import Verifier, default_verifiers, reread_algorithms, strongroom_verifier
 from pipeline.fixity import DEFAULT_ALGORITHMS, check_algorithms, copy_files
 
 __all__ = [
     "STAGING_DIR", "STRONGROOM_PROFILE_ID", "BagOptions", "DirectoryPayload", "PayloadDigest", "PayloadFile",
     "PayloadView", "Progress", "TagFileMaker", "Verifier", "WrittenBag", "bag_directory", "default_verifiers",
-    "remove_stale_staging", "scan_directory", "write_bag",
+    "reread_algorithms", "remove_stale_staging", "scan_directory", "strongroom_verifier", "write_bag",
 ]
 
 STAGING_DIR = ".strongroom-staging"
@@ -89,8 +91,6 @@ class WrittenBag:
 #: Builds tag files (bag path -> bytes) once the payload digests are known (a view of the staged
 #: bag's manifests: iterate it only when needed, it reads them back).
 TagFileMaker = Callable[[PayloadView], Mapping[str, bytes]]
-#: Checks a complete staged bag; error findings stop the publication.
-Verifier = Callable[[Path], Sequence[Finding]]
 #: Called as payload is copied: (bytes done, files done), cumulative; possibly from copying threads.
 Progress = Callable[[int, int], None]
 
@@ -131,6 +131,10 @@ def write_bag(dest: Path, payload: Iterable[PayloadFile], options: BagOptions = 
     _check_destination(dest)
     staging = _new_staging(dest)
     try:
+        for verify in options.verifiers:  # e.g. bagit-python's child starts while the payload is copied
+            prepare = getattr(verify, "prepare", None)
+            if prepare is not None:
+                prepare(checked.files, checked.octets)
         files, octets = _copy_payload(staging, pairs, checked, algorithms, options)
         staged = PayloadView(staging, algorithms, files, octets)
         tag_names = _write_tag_files(staging, staged, algorithms, options)
@@ -141,20 +145,26 @@ def write_bag(dest: Path, payload: Iterable[PayloadFile], options: BagOptions = 
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        for verify in options.verifiers:
+            close = getattr(verify, "close", None)
+            if close is not None:
+                close()
     return WrittenBag(dest, PayloadView(dest, algorithms, files, octets), tuple(tag_names), algorithms, notes)
 
 
 def bag_directory(source_dir: Path, dest: Path, *, algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
                   info: Sequence[tuple[str, str]] = (), verifiers: Sequence[Verifier] | None = None,
-                  progress: Progress | None = None) -> WrittenBag:
+                  progress: Progress | None = None, second_opinion: bool = True) -> WrittenBag:
     """Bag every regular file below ``source_dir`` into a new bag at ``dest`` (copy mode).
 
-    The source is only read.  ``verifiers`` default to Strongroom's validator and bagit-python.
+    The source is only read.  ``verifiers`` default to Strongroom's validator and bagit-python
+    (``second_opinion=False``: Strongroom's re-read of the staged copy only).
     """
     if not source_dir.is_dir():
         raise PayloadError(source_dir, ".", "is not a directory")
     if verifiers is None:
-        verifiers = default_verifiers()
+        verifiers = default_verifiers(second_opinion=second_opinion)
     options = BagOptions(algorithms=tuple(algorithms), info=info, verifiers=verifiers, progress=progress)
     return write_bag(dest, scan_directory(source_dir), options)
 
@@ -163,17 +173,6 @@ def scan_directory(source_dir: Path) -> DirectoryPayload:
     """Every file below ``source_dir`` as payload, found lazily (symlinks and special files are
     yielded too, for the writer to refuse by name)."""
     return DirectoryPayload(source_dir)
-
-
-def default_verifiers() -> list[Verifier]:
-    """Strongroom's strict validator, then bagit-python as an independent second opinion."""
-    from pipeline.bag.second_opinion import bagit_python_findings
-    from pipeline.bag.validator import validate_bag
-
-    def strongroom(path: Path) -> Sequence[Finding]:
-        return validate_bag(path, depth="full").findings
-
-    return [strongroom, bagit_python_findings]
 
 
 def remove_stale_staging(bags_dir: Path) -> list[Path]:

@@ -44,6 +44,9 @@ def register(sub: "argparse._SubParsersAction[Any]") -> None:
     _algorithm_option(b)
     b.add_argument("--info", action="append", default=[], metavar="'Label: value'",
                    help="a bag-info.txt line (repeatable; order is kept)")
+    b.add_argument("--no-second-opinion", action="store_true",
+                   help="verify the staged bag with Strongroom's own re-read only, without bagit-python's "
+                        "second opinion (faster; the default runs both)")
     b.set_defaults(handler=run_bag)
 
     s = sub.add_parser("show", help="what a bag holds, from its metadata")
@@ -285,28 +288,26 @@ def run_bag(args: argparse.Namespace) -> int:
     shown = wanted()  # a bar on a terminal only; otherwise exactly the writer's defaults
     octets, files = directory_totals(args.source) if shown else (None, None)
     with progress_bar("copying", total_bytes=octets, total_files=files) as meter:
+        second = not args.no_second_opinion
         written = bag_directory(args.source, args.dest, algorithms=algorithms, info=info, progress=meter,
-                                verifiers=_verifiers_with_progress(meter, octets, files) if shown else None)
+                                verifiers=_verifiers_with_progress(meter, octets, files, second) if shown else None,
+                                second_opinion=second)
+    checked = "Strongroom and bagit-python" if second else "Strongroom; bagit-python's second opinion not asked"
     print(f"bagged {written.path}: {len(written.payload)} file(s), {written.octets:,} bytes, "
-          f"{' + '.join(written.algorithms)}; valid (Strongroom and bagit-python)")
+          f"{' + '.join(written.algorithms)}; valid ({checked})")
     if written.second_opinion:
         print(f"note: {written.second_opinion}")
     return 0
 
 
-def _verifiers_with_progress(meter: Any, octets: int | None, files: int | None) -> list[Any]:
+def _verifiers_with_progress(meter: Any, octets: int | None, files: int | None, second_opinion: bool) -> list[Any]:
     """The writer's default verifiers (Strongroom's, then bagit-python), Strongroom's shown as a stage."""
-    from pipeline.bag.second_opinion import bagit_python_findings
-    from pipeline.bag.validator import validate_bag
+    from pipeline.bag.second_opinion import SecondOpinion
+    from pipeline.bag.verifiers import strongroom_verifier
 
-    def strongroom(path: Path) -> Any:
-        meter.phase("verifying", total_bytes=octets, total_files=files)
-        return validate_bag(path, depth="full", progress=meter).findings
-
-    def second_opinion(path: Path) -> Any:
-        return bagit_python_findings(path)
-
-    return [strongroom, second_opinion]
+    strongroom = strongroom_verifier(
+        progress=meter, starting=lambda: meter.phase("verifying", total_bytes=octets, total_files=files))
+    return [strongroom, SecondOpinion()] if second_opinion else [strongroom]
 
 
 #: bag-info labels only the writer may set: they state facts it measures.
