@@ -283,6 +283,119 @@ def test_a_tar_serialised_s3_copy_serves_as_a_source(
     assert_whole_and_valid(a, before)
 
 
+def _tar_key(a: Archive) -> tuple[Any, str, str]:
+    """The S3 client, bucket and key of the tar object of ``rec.v1``."""
+    from urllib.parse import parse_qs, urlsplit
+
+    import boto3
+
+    parts = urlsplit(a.replicas["s3-tar"])
+    client = boto3.client("s3", endpoint_url=parse_qs(parts.query)["endpoint"][0], region_name="us-east-1")
+    return client, parts.netloc, parts.path.strip("/") + ".tar"
+
+
+def _tar_with(a: Archive, change: Callable[[dict[str, bytes]], None]) -> None:
+    """Rewrite the tar object with its members changed by ``change`` (path in bag -> bytes)."""
+    import io
+    import tarfile
+
+    client, bucket, key = _tar_key(a)
+    old = tarfile.open(fileobj=io.BytesIO(client.get_object(Bucket=bucket, Key=key)["Body"].read()))
+    members = {m.name[len("rec.v1/"):]: old.extractfile(m).read()  # type: ignore[union-attr]
+               for m in old.getmembers() if m.isfile()}
+    change(members)
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for rel, data in sorted(members.items()):
+            info = tarfile.TarInfo(f"rec.v1/{rel}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    client.put_object(Bucket=bucket, Key=key, Body=out.getvalue())
+
+
+TAR_DAMAGE: dict[str, Callable[[dict[str, bytes]], None]] = {
+    "change-member": lambda m: m.update({"data/text.txt": b"changed"}),
+    "drop-member": lambda m: m.pop("bag-info.txt"),
+    "extra-member": lambda m: m.update({"data/intruder.txt": b"hello"}),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(TAR_DAMAGE))
+def test_a_damaged_tar_serialised_s3_copy_is_rebuilt_from_verified_files(
+        archive: Callable[..., Archive], damage: str) -> None:
+    a = archive("s3-tar")
+    before = tree(a.bag)
+    _tar_with(a, TAR_DAMAGE[damage])
+    with a.ledger() as ledger:
+        assert run_audit(ledger, AuditOptions()).exit_code == 1  # the damage is real
+    result = repair(a)
+    assert result.outcome == "repaired", (result.problems, result.refusals)
+    assert result.actions and {x.location for x in result.actions} == {a.replicas["s3-tar"]}
+    local = a.bag.resolve().as_uri()
+    reads = [e for e in events(a, "fix") if "read for a repair" in (e.detail or "")]
+    assert len(reads) == len(before) and all(e.outcome == "suc" and local in (e.detail or "") for e in reads)  # every file
+    if damage == "extra-member":
+        moved = list((a.bags / ".quarantine" / "rec.v1").glob("*/2-s3/data/intruder.txt"))
+        assert [p.read_bytes() for p in moved] == [b"hello"]
+        assert [e.object_ids for e in events(a, "qua")] == [("data/intruder.txt",)] and not events(a, "rec")
+    else:
+        damaged = {"change-member": "data/text.txt", "drop-member": "bag-info.txt"}[damage]
+        assert [x.path for x in result.actions] == [damaged] and [x.source for x in result.actions] == [local]
+        assert [e.object_ids for e in events(a, "rec")] == [(damaged,)]
+        assert "tar object rebuilt" in (events(a, "rec")[0].outcome_detail or "")
+    client, bucket, key = _tar_key(a)
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert not [k for k in keys if "repair" in k]  # the temporary object is gone
+    assert client.head_object(Bucket=bucket, Key=key)["ContentType"] == "application/x-tar"
+    assert_whole_and_valid(a, before)  # the audit of every copy, the tar included, passes
+
+
+def test_a_rebuilt_tar_that_does_not_read_back_right_leaves_the_old_one(
+        archive: Callable[..., Archive], monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.deposit import s3
+
+    a = archive("s3-tar")
+    _tar_with(a, TAR_DAMAGE["change-member"])
+    client, bucket, key = _tar_key(a)
+    damaged = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    real = s3.write_tar
+
+    def short_tar(bag: Path, out: Any, top: str) -> None:  # the rebuilt tar loses a file on its way up
+        (bag / "bag-info.txt").unlink()
+        real(bag, out, top)
+
+    monkeypatch.setattr(s3, "write_tar", short_tar)
+    result = repair(a)
+    assert result.outcome == "failed" and any("does not match the ledger" in p for p in result.problems)
+    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == damaged
+    assert not [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"] if "repair" in o["Key"]]
+    assert not events(a, "rec")
+
+
+def test_restoring_a_whole_s3_copy_quarantines_what_was_left_under_its_name(
+        archive: Callable[..., Archive], cli: RunCli) -> None:
+    a = archive("s3")
+    before = tree(a.bag)
+    client, bucket, base = _s3(a)
+    root = base.rsplit("/", 1)[0]
+    client.delete_object(Bucket=bucket, Key=f"{root}/.strongroom/rec.v1.complete.json")
+    client.put_object(Bucket=bucket, Key=f"{base}/data/left-behind.txt", Body=b"not the bag's")
+    dry = cli("repair", "--bags", a.bags, "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert ("quarantine", "data/left-behind.txt") in {
+        (x["action"], x["path"]) for x in json.loads(dry.stdout)["bags"][0]["actions"]}
+    assert client.get_object(Bucket=bucket, Key=f"{base}/data/left-behind.txt")["Body"].read() == b"not the bag's"
+    result = repair(a)
+    assert result.outcome == "repaired", (result.problems, result.refusals)
+    assert {x.action for x in result.actions} == {"quarantine", "restore"}
+    moved = list((a.bags / ".quarantine" / "rec.v1").glob("*/2-s3/data/left-behind.txt"))
+    assert [p.read_bytes() for p in moved] == [b"not the bag's"]  # downloaded there, never just deleted
+    assert [e.object_ids for e in events(a, "qua")] == [("data/left-behind.txt",)]
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=f"{base}/")["Contents"]}
+    assert f"{base}/data/left-behind.txt" not in keys
+    assert_whole_and_valid(a, before)
+
+
 def test_from_restricts_the_sources(archive: Callable[..., Archive]) -> None:
     a = archive("file", "ocfl")
     before = tree(a.bag)

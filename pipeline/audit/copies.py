@@ -12,7 +12,9 @@ leaves the old file or the repaired one, never a partial one:
 * OCFL: staged in ``<root>/extensions/strongroom-repair/``, checked against the digest the
   object's inventory names, renamed over the content file (inventories never change);
 * S3: staged in the bags directory's ``.strongroom-repair/``, uploaded as one object (S3 replaces
-  an object whole), read back and re-hashed.
+  an object whole), read back and re-hashed.  A tar-serialised copy is one object for the bag: every
+  file is staged as a bag tree, the tar written from it to a temporary key, read back against the
+  ledger and copied over the old tar.
 
 A killed repair leaves only staged files, which the next repair of the bag removes first.
 """
@@ -23,7 +25,7 @@ import abc
 import errno
 import os
 import shutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ from urllib.parse import unquote, urlsplit
 
 from pipeline.bag.names import unsafe_reason
 from pipeline.durable import flush_tree, fsync_path, rename_noreplace, staging_dir
-from pipeline.errors import RepairError
+from pipeline.errors import RepairError, StrongroomError
 from pipeline.fixity import digest_file
 
 #: Suffix of a file staged beside the one it repairs (a killed repair's leftover has it too).
@@ -84,6 +86,11 @@ class Copy(abc.ABC):
     def quarantine(self, path: str, dest: Path) -> None:
         """Move the copy's extra file ``path`` to ``dest`` (never deleted)."""
         raise RepairError(f"{self.location}: extra files cannot be moved out of this kind of copy")
+
+    def strays(self, keep: Sequence[str]) -> list[str]:
+        """Files of a copy the check cannot see (a whole missing one) that ``keep`` does not name and a
+        deposit restoring it would delete; none for the kinds whose deposit deletes nothing."""
+        return []
 
     def clean(self) -> None:
         """Remove what a killed repair of this copy left staged."""
@@ -265,12 +272,37 @@ class S3Copy(Copy):
 
             yield readinto
 
+    @property
+    def tar(self) -> bool:
+        """True for a tar-serialised copy: one object for the whole bag, rebuilt whole from a staged tree."""
+        return bool(self.target.serialization == "tar")
+
     def stage(self, path: str, *, whole: bool) -> Path:
         if self._staging is None:
             self.work.mkdir(parents=True, exist_ok=True)
             self._staging = staging_dir(self.work, f"{self.bag_name}.s3.", ".partial")
+        if self.tar:  # every file of the bag, as a bag tree the tar is written from
+            staged = self._staging / "bag" / safe_path(path)
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            return staged
         self._count += 1
         return self._staging / f"{self._count}.partial"
+
+    def install_tar(self, expected: Mapping[str, tuple[int, Mapping[str, str]]]) -> None:
+        """Rebuild the tar object from the staged tree (every file of the bag, each verified as it was read)."""
+        from pipeline.deposit.s3 import replace_tar
+
+        if self._staging is None:
+            raise RepairError(f"{self.location}: nothing was staged")
+        tree = self._staging / "bag"
+        flush_tree(tree)
+        replace_tar(self.target, self.bag_name, tree, {p: (n, dict(d)) for p, (n, d) in expected.items()})
+
+    def strays(self, keep: Sequence[str]) -> list[str]:
+        """Objects under the bag's prefix that ``keep`` does not name (what a deposit would delete)."""
+        from pipeline.deposit.s3 import stray_objects
+
+        return stray_objects(self.target, self.bag_name, keep)
 
     def install(self, path: str, staged: Path, digests: Mapping[str, str]) -> None:
         from pipeline.deposit.s3 import replace_object
@@ -285,6 +317,13 @@ class S3Copy(Copy):
         fsync_path(dest.parent)
 
     def clean(self) -> None:
+        if self.tar:
+            from pipeline.deposit.s3 import remove_tar_repair
+
+            try:
+                remove_tar_repair(self.target, self.bag_name)
+            except StrongroomError:
+                pass  # the store unreachable: the check reports it; a leftover only costs storage until next time
         if self.work.is_dir():
             for leftover in self.work.glob(f"{self.bag_name}.s3.*.partial"):
                 shutil.rmtree(leftover, ignore_errors=True)

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pipeline.audit.check import BAG_MISSING, CHANGED, CLASSES, EXTRA, REWRITTEN, TAG_CHANGED
 from pipeline.audit.check import LocationCheck, check_location
-from pipeline.audit.copies import WORK_DIR, Copy, DirectoryCopy, is_partial, open_copy, safe_path
+from pipeline.audit.copies import WORK_DIR, Copy, DirectoryCopy, S3Copy, is_partial, open_copy, safe_path
 from pipeline.audit.run import _keep_claims
 from pipeline.audit.sources import allowed_sources
 from pipeline.errors import RepairError, StrongroomError
@@ -257,7 +257,7 @@ class _Repair:
                 extras[copy.location] = [p for p in sorted(check.observed)
                                          if p not in self.reference and not is_partial(p)]
         needed = {p for paths in rewrite.values() for p in paths}
-        if any(c.kind == "file" for c in whole):
+        if any(c.kind == "file" for c in whole) or any(self._rebuilt(c, rewrite, extras) for c in self.copies):
             needed |= set(self.reference)
         self.result.refusals = [Refusal(p, self._tried(p)) for p in sorted(needed) if not self._good(p)]
         donor = self._donor(whole)
@@ -279,6 +279,11 @@ class _Repair:
             return self.result
         self._execute(rewrite, extras, whole, donor)
         return self.result
+
+    @staticmethod
+    def _rebuilt(copy: Copy, rewrite: Mapping[str, list[str]], extras: Mapping[str, list[str]]) -> bool:
+        """True for a tar-serialised S3 copy with anything to repair: its one object is rebuilt whole."""
+        return isinstance(copy, S3Copy) and copy.tar and bool(rewrite.get(copy.location) or extras.get(copy.location))
 
     def _donor(self, whole: Sequence[Copy]) -> DirectoryCopy | None:
         """A bag directory that will be intact once repaired: what a whole remote copy is deposited from."""
@@ -325,7 +330,13 @@ class _Repair:
                 self.result.actions.append(Action("rewrite", copy.location, path, self._code(copy, path),
                                                   source=good[0].location if good else ""))
             label = f"{self.locations.index(copy.location) + 1}-{copy.kind}"  # its place in the ledger's list
-            for path in extras.get(copy.location, ()):
+            strays: list[str] = []
+            if copy in whole and copy.kind != "file":  # what the deposit restoring it would delete
+                try:
+                    strays = copy.strays(sorted(self.reference))
+                except StrongroomError as exc:
+                    self.result.problems.append(f"{copy.location}: cannot list what is left of the copy: {exc}")
+            for path in [*extras.get(copy.location, ()), *strays]:
                 try:
                     dest = self.options.bags_dir / QUARANTINE_DIR / self.name / stamp / label / safe_path(path)
                 except RepairError as exc:  # a name no path on disk may take: left for a person to look at
@@ -339,6 +350,10 @@ class _Repair:
                  whole: Sequence[Copy], donor: DirectoryCopy | None) -> None:
         jobs: dict[str, list[tuple[Copy, bool]]] = {}
         for copy in self.copies:
+            if self._rebuilt(copy, rewrite, extras):  # the tar is written again from every file of the bag
+                for path in self.reference:
+                    jobs.setdefault(path, []).append((copy, True))
+                continue
             for path in rewrite.get(copy.location, ()):
                 jobs.setdefault(path, []).append((copy, False))
             if copy in whole and copy.kind == "file":
@@ -419,6 +434,16 @@ class _Repair:
         planned: dict[tuple[str, str, str], Action] = {(a.action, a.location, a.path): a for a in self.result.actions}
         for copy in self.copies:
             try:
+                if isinstance(copy, S3Copy) and self._rebuilt(copy, rewrite, extras):
+                    self._quarantine(copy, extras.get(copy.location, ()), planned, done)  # out of the old tar first
+                    copy.install_tar({p: (r.size, r.digests) for p, r in self.reference.items()})
+                    for path in rewrite.get(copy.location, ()):
+                        done.append(Action("rewrite", copy.location, path, self._code(copy, path),
+                                           source=sources[path]))
+                        self._recovered(copy, path, sources[path], self._code(copy, path),
+                                        how="the tar object rebuilt from verified files and read back")
+                    self._record()
+                    continue
                 if copy in whole and copy.kind == "file":
                     copy.install_whole()
                     used = ", ".join(dict.fromkeys(sources[p] for p in sorted(self.reference)))
@@ -429,14 +454,7 @@ class _Repair:
                     copy.install(path, staged[(copy.location, path)], self.reference[path].digests)
                     done.append(Action("rewrite", copy.location, path, self._code(copy, path), source=sources[path]))
                     self._recovered(copy, path, sources[path], self._code(copy, path))
-                for path in extras.get(copy.location, ()):
-                    action = planned.get(("quarantine", copy.location, path))
-                    if action is None:  # refused when planned (an unsafe name): reported there
-                        continue
-                    copy.quarantine(path, Path(action.to))
-                    done.append(action)
-                    self._event("qua", copy.location, path, "suc", EXTRA,
-                                f"{EXTRA} {CLASSES[EXTRA]}: moved to {action.to}")
+                self._quarantine(copy, extras.get(copy.location, ()), planned, done)
             except (StrongroomError, OSError) as exc:
                 self.result.problems.append(f"{copy.location}: repair stopped: {_why(exc)}")
             self._record()
@@ -446,14 +464,35 @@ class _Repair:
         self.result.actions = done
         self.result.outcome = "failed" if self.result.problems else "repaired"
 
+    def _quarantine(self, copy: Copy, paths: Sequence[str], planned: Mapping[tuple[str, str, str], Action],
+                    done: list[Action]) -> None:
+        """Move the copy's files ``paths`` (none of the bag's) to their planned place in quarantine."""
+        for path in paths:
+            action = planned.get(("quarantine", copy.location, path))
+            if action is None:  # refused when planned (an unsafe name): reported there
+                continue
+            copy.quarantine(path, Path(action.to))
+            done.append(action)
+            self._event("qua", copy.location, path, "suc", EXTRA, f"{EXTRA} {CLASSES[EXTRA]}: moved to {action.to}")
+
     def _deposit(self, copy: Copy, donor: DirectoryCopy, done: list[Action],
                  planned: Mapping[tuple[str, str, str], Action]) -> None:
-        """Restore a whole missing deposit from the (now intact) bag directory: the target's verified put."""
+        """Restore a whole missing deposit from the (now intact) bag directory: the target's verified put.
+
+        What is left under the copy's name and is none of the bag's (a deposit would delete it) is
+        moved to quarantine first; when something there cannot be, the copy is not restored.
+        """
         target = getattr(copy, "target", None)
         if target is None or any(p.startswith(donor.location) for p in self.result.problems):
             self.result.problems.append(f"{copy.location}: not restored: {donor.location} is not intact")
             return
         try:
+            if any(p.startswith(copy.location) for p in self.result.problems):
+                raise RepairError("files left there could not all be moved to quarantine (see above)")
+            self._quarantine(copy, copy.strays(sorted(self.reference)), planned, done)
+            self._record()
+            if copy.strays(sorted(self.reference)):
+                raise RepairError("files appeared there that are none of the bag's; left for a person to look at")
             target.put(donor.root)
         except (StrongroomError, OSError) as exc:
             self.result.problems.append(f"{copy.location}: restoring the copy failed: {_why(exc)}")

@@ -575,10 +575,10 @@ def replace_object(target: S3Target, bag_name: str, path: str, staged: Path, dig
     """Upload ``staged`` as the held bag's file ``path`` (one object, replaced whole), then read it back.
 
     DepositError when the object read back does not have ``digests``.  A tar-serialised copy is one
-    object for the whole bag and is not repaired file by file.
+    object for the whole bag: it is rebuilt whole (:func:`replace_tar`), never file by file.
     """
     if target.serialization == "tar":
-        raise DepositError(f"{redact(target.url)}: a tar-serialised copy is not repaired file by file")
+        raise DepositError(f"{redact(target.url)}: a tar-serialised copy is rebuilt whole, not file by file")
     key = target._key(bag_name, path)
     size, sha = digest_file(staged, ["sha256"])
     target._upload(key, staged, size, base64.b64encode(bytes.fromhex(sha["sha256"])).decode())
@@ -589,14 +589,81 @@ def replace_object(target: S3Target, bag_name: str, path: str, staged: Path, dig
 
 
 def quarantine_object(target: S3Target, bag_name: str, path: str, dest: Path) -> None:
-    """Move the held bag's object ``path`` to the local file ``dest``: downloaded, flushed, then deleted."""
-    if target.serialization == "tar":
-        raise DepositError(f"{redact(target.url)}: a tar-serialised copy is not repaired file by file")
+    """Move the held bag's object ``path`` to the local file ``dest``: downloaded, flushed, then deleted.
+
+    In a tar-serialised copy ``path`` is a member of the tar: it is extracted to ``dest`` and flushed;
+    it leaves the copy when the repair replaces the tar (:func:`replace_tar`).
+    """
     key = target._key(bag_name, path)
     with open_object(target, bag_name, path) as read, open(dest, "xb") as out:
         while block := read(1 << 20):
             out.write(block)
         out.flush()
         os.fsync(out.fileno())
+    if target.serialization == "tar":
+        return
     with target._errors(f"removing {key}"):
         target.client.delete_object(Bucket=target.bucket, Key=key)
+
+
+def tar_repair_key(target: S3Target, bag_name: str) -> str:
+    """The temporary key a repair uploads a rebuilt tar to before it is copied into place."""
+    return target._key(MARKERS, f"{bag_name}.repair.tar")
+
+
+def replace_tar(target: S3Target, bag_name: str, tree: Path, expected: Fixity) -> None:
+    """Rebuild the held bag's tar object from the verified bag tree ``tree`` and put it in place.
+
+    As the deposit writes tar objects: one multipart upload under the deposit's lease, here to a
+    temporary key first; that object is read back and every member re-hashed against ``expected``
+    (the ledger's reference); only then is it copied over ``<bag>.tar`` (one server-side step: the
+    old tar or the new one, never a partial) and the temporary key removed.  DepositError when the
+    object read back does not match; the old tar is then left as it was.
+    """
+    temp, key = tar_repair_key(target, bag_name), target._key(f"{bag_name}.tar")
+    with _Lease(target, bag_name) as lease:
+        target._abort_uploads(temp)
+        with _Multipart(target, temp, content_type=TAR_MEDIA_TYPE) as upload:
+            writer = _PartWriter(upload, target.part_size)
+            write_tar(tree, writer, bag_name)
+            writer.close()
+        with target._errors(f"reading back {temp}"):
+            body = target.client.get_object(Bucket=target.bucket, Key=temp)["Body"]
+            try:
+                found = tar_fixity(body, bag_name, sorted({a for _, d in expected.values() for a in d}))
+            finally:
+                body.close()
+        findings = compare(found, expected)
+        if findings:
+            remove_tar_repair(target, bag_name)
+            raise DepositError(f"{redact(target.url)}: the rebuilt {bag_name}.tar read back does not match the "
+                               f"ledger ({findings[0].code} {findings[0].path}); the old object is left as it was")
+        lease.check()
+        with target._errors(f"copying {temp} to {key}"):
+            size = int(target.client.head_object(Bucket=target.bucket, Key=temp)["ContentLength"])
+            target.client.copy({"Bucket": target.bucket, "Key": temp}, target.bucket, key,
+                               ExtraArgs={"ContentType": TAR_MEDIA_TYPE, "MetadataDirective": "REPLACE"})
+            copied = int(target.client.head_object(Bucket=target.bucket, Key=key)["ContentLength"])
+        if copied != size:
+            raise DepositError(f"{redact(target.url)}: {key} is {copied} bytes after the copy, not {size}")
+    remove_tar_repair(target, bag_name)
+
+
+def remove_tar_repair(target: S3Target, bag_name: str) -> None:
+    """Remove what a (killed) tar repair left: its temporary object and any unfinished upload of it."""
+    temp = tar_repair_key(target, bag_name)
+    target._abort_uploads(temp)
+    with target._errors(f"removing {temp}"):
+        target.client.delete_object(Bucket=target.bucket, Key=temp)
+
+
+def stray_objects(target: S3Target, bag_name: str, keep: Sequence[str]) -> list[str]:
+    """Paths in the bag of objects under the bag's prefix that ``keep`` does not name (none for a tar copy).
+
+    A deposit that resumes an unfinished copy deletes these; a repair moves them to quarantine first.
+    """
+    if target.serialization == "tar":
+        return []
+    base = target._key(bag_name) + "/"
+    wanted = set(keep)
+    return sorted(k[len(base):] for k in target._keys(base) if k[len(base):] not in wanted)
