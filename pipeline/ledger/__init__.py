@@ -672,11 +672,13 @@ def _insert_events(s: Session, events: Sequence[dict[str, Any]]) -> None:
     psycopg's ``executemany`` sends one ``INSERT`` per row, which the server parses, plans and
     runs one by one (11,000 audit events: 2.4 s of an audit's 10.4 s under cProfile), and a
     multi-row ``INSERT ... VALUES`` costs SQLAlchemy more to compile than it saves; ``COPY``
-    streams every row in one statement.  SQLite runs in this process: it keeps ``executemany``.
+    streams every row in one statement.  SQLite runs in this process: it keeps ``executemany``, as
+    does any other driver than psycopg 3 (whose cursor has ``copy``).
     """
     if not events:
         return
-    if s.get_bind().dialect.name != "postgresql":
+    dialect = s.get_bind().dialect
+    if (dialect.name, dialect.driver) != ("postgresql", "psycopg"):
         s.execute(sa.insert(_EVENTS), list(events))
         return
     columns = list(events[0])
