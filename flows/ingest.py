@@ -85,8 +85,11 @@ def group_size(count: int, requested: int | None = None) -> int:
 
 @task(name="ingest-records", task_run_name="ingest {label}")
 def ingest_records_task(record_paths: list[Path], bags_dir: Path, algorithms: tuple[str, ...],
-                        use_ledger: bool, deposit_to: tuple[str, ...] = (), label: str = "") -> list[IngestResult]:
+                        use_ledger: bool, deposit_to: tuple[str, ...] = (), label: str = "",
+                        second_opinion: bool = True) -> list[IngestResult]:
     """Ingest records one after the other (and deposit their bags where asked).
+
+    ``second_opinion=False``: Strongroom's own verification of each staged bag only (PREMIS says so).
 
     Every record's failure comes back as its result; the ledger is opened once for the task, and
     only once there is a bag to register (a run of failed records writes nothing).
@@ -96,7 +99,8 @@ def ingest_records_task(record_paths: list[Path], bags_dir: Path, algorithms: tu
     try:
         for record_path in record_paths:
             result = ingest_record(record_path, bags_dir, IngestOptions(algorithms=algorithms,
-                                                                        progress=_record_progress(record_path)))
+                                                                        progress=_record_progress(record_path),
+                                                                        second_opinion=second_opinion))
             results.append(result)
             if result.bag is None or not (use_ledger or deposit_to):
                 continue
@@ -129,12 +133,15 @@ _THREADS: Any = ThreadPoolTaskRunner(max_workers=INGEST_THREADS)  # Any: Prefect
 @flow(name="strongroom-ingest", log_prints=False, task_runner=_THREADS)
 def ingest_flow(records: Sequence[str] = (), records_dir: str | None = "records", bags_dir: str = "bags",
                 algorithms: Sequence[str] = ("sha512", "sha256"), use_ledger: bool = True,
-                deposit_to: Sequence[str] = (), records_per_task: int | None = None) -> dict[str, Any]:
+                deposit_to: Sequence[str] = (), records_per_task: int | None = None,
+                second_opinion: bool = True) -> dict[str, Any]:
     """Ingest the given record files (or every record under ``records_dir``) into ``bags_dir``.
 
     The ledger is ``$STRONGROOM_LEDGER`` or the SQLite ledger in ``bags_dir``: its URL is never a
     parameter, since Prefect keeps and shows parameters (see ``flows.settings.ledger_environment``).
     ``records_per_task``: records ingested by one task (default: see the module's docstring).
+    ``second_opinion``: bagit-python validates each staged bag too (the default); False keeps
+    Strongroom's own verification only, and the bag's PREMIS validation event says so.
     """
     bags = Path(bags_dir)
     paths = [Path(r) for r in records] or discover_records(Path(records_dir or "records"))
@@ -145,7 +152,7 @@ def ingest_flow(records: Sequence[str] = (), records_dir: str | None = "records"
     size = group_size(len(todo), records_per_task)
     groups = [todo[i:i + size] for i in range(0, len(todo), size)]
     futures = [ingest_records_task.submit(group, bags, tuple(algorithms), use_ledger, tuple(deposit_to),
-                                          label=_label(group))
+                                          label=_label(group), second_opinion=second_opinion)
                for group in groups]
     for future in as_completed(futures):
         for result in future.result():

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import bagit
 import pytest
+from lxml import etree
 
 from pipeline.bag.writer import STAGING_DIR
+from pipeline.premis import NO_SECOND_OPINION_NOTE
 
 from .conftest import run_cli
 
@@ -28,6 +30,17 @@ RECORD = Path("icg-peru-1986") / "record.yaml"
 
 def ingest(api: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
     return run_cli("ingest", *args, env={"PREFECT_API_URL": api})
+
+
+def validation_event(bag: Path) -> tuple[list[str], str]:
+    """(its agents' identifiers, its outcome notes) of the PREMIS validation event in ``bag``."""
+    ns = {"p": "http://www.loc.gov/premis/v3"}
+    doc = etree.fromstring((bag / "metadata" / "premis.xml").read_bytes(),
+                           etree.XMLParser(resolve_entities=False, no_network=True))
+    [event] = [e for e in doc.findall("p:event", ns)
+               if (e.find("p:eventType", ns).get("valueURI") or "").endswith("/val")]  # type: ignore[union-attr]
+    agents = [v.text or "" for v in event.findall("p:linkingAgentIdentifier/p:linkingAgentIdentifierValue", ns)]
+    return agents, " ".join(n.text or "" for n in event.iterfind(".//p:eventOutcomeDetailNote", ns))
 
 
 def bags_in(bags: Path) -> list[str]:
@@ -44,12 +57,25 @@ def test_seed_ingests_through_the_cli_and_reruns_unchanged(tmp_path: Path, recor
     bag = bags / "icg-peru-1986.v1"
     assert (bag / "data" / SEED_NAME).read_bytes() == seed_path.read_bytes()
     bagit.Bag(str(bag)).validate()
+    agents, notes = validation_event(bag)  # by default bagit-python gave its second opinion
+    assert any(a.startswith("bagit-python/") for a in agents) and NO_SECOND_OPINION_NOTE not in notes
     again = ingest(prefect_api_url, "--records", records_copy, "--bags", bags)
     assert again.returncode == 0, again.stderr
     assert "unchanged" in again.stdout and "1 unchanged" in again.stdout
     assert bags_in(bags) == ["icg-peru-1986.v1"]
     shown = run_cli("show", bag)
     assert shown.returncode == 0 and "Massacre of Prisoners in Peru" in shown.stdout
+
+
+def test_ingest_without_second_opinion_says_so_in_premis(tmp_path: Path, records_copy: Path,
+                                                         prefect_api_url: str) -> None:
+    bags = tmp_path / "bags"
+    out = ingest(prefect_api_url, "--records", records_copy, "--bags", bags, "--no-second-opinion")
+    assert out.returncode == 0, out.stderr
+    agents, notes = validation_event(bags / "icg-peru-1986.v1")
+    assert NO_SECOND_OPINION_NOTE in notes
+    assert agents and not any(a.startswith("bagit-python/") for a in agents), agents
+    bagit.Bag(str(bags / "icg-peru-1986.v1")).validate()  # the bag itself is as valid as ever
 
 
 def _malformed_yaml(record: Path) -> str:

@@ -31,6 +31,7 @@ def register(sub: "argparse._SubParsersAction[Any]") -> None:
     p.add_argument("--deposit-to", action="append", default=[], metavar="URL",
                    help="deposit each new bag there too (repeatable: file://, s3://, ocfl://)")
     p.add_argument("--json", action="store_true", help="print a machine-readable result")
+    _second_opinion_option(p)
     p.add_argument("--verbose", action="store_true", help="show Prefect's own log lines")
     p.add_argument("--records-per-task", type=int, metavar="N",
                    help="records ingested by one Prefect task (default: 1 for runs of up to 64 records, "
@@ -44,9 +45,7 @@ def register(sub: "argparse._SubParsersAction[Any]") -> None:
     _algorithm_option(b)
     b.add_argument("--info", action="append", default=[], metavar="'Label: value'",
                    help="a bag-info.txt line (repeatable; order is kept)")
-    b.add_argument("--no-second-opinion", action="store_true",
-                   help="verify the staged bag with Strongroom's own re-read only, without bagit-python's "
-                        "second opinion (faster; the default runs both)")
+    _second_opinion_option(b)
     b.set_defaults(handler=run_bag)
 
     s = sub.add_parser("show", help="what a bag holds, from its metadata")
@@ -58,6 +57,12 @@ def _algorithm_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--algorithm", "-a", action="append", dest="algorithms", metavar="ALG",
                         help=f"manifest algorithm, repeatable (default: {' + '.join(DEFAULT_ALGORITHMS)}; "
                              f"supported: {', '.join(SUPPORTED_ALGORITHMS)})")
+
+
+def _second_opinion_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-second-opinion", action="store_true",
+                        help="verify each staged bag with Strongroom's own re-read only, without bagit-python's "
+                             "second opinion (faster; the default runs both; recorded in PREMIS)")
 
 
 def _runner_options(parser: argparse.ArgumentParser) -> None:
@@ -121,7 +126,7 @@ def run_ingest(args: argparse.Namespace) -> int:
             records=[str(r) for r in records], records_dir=str(args.records_dir),
             bags_dir=str(args.bags), algorithms=list(algorithms),
             use_ledger=not args.no_ledger, deposit_to=list(args.deposit_to),
-            records_per_task=args.records_per_task)
+            records_per_task=args.records_per_task, second_opinion=not args.no_second_opinion)
     _print_ingest(report, as_json=args.json)
     return int(report["exit_code"])
 

@@ -547,9 +547,8 @@ class Ledger:
                     raise LedgerError(f"{c.name}: not registered in the ledger {self.url}")
             events = [_event_values(ids[c.name], r.event, run_id=run_id, location=r.location, path=r.path,
                                     code=r.code) for c in checked for r in c.records]
-            if events:
-                # Fresh identifiers: no look-up per event (a bag may hold tens of thousands of files).
-                s.execute(sa.insert(_EVENTS), events)
+            # Fresh identifiers: no look-up per event (a bag may hold tens of thousands of files).
+            _insert_events(s, events)
             for outcome in ("damaged", "clean"):
                 names = [c.name for c in checked if (outcome == "damaged") == c.damaged]
                 if names:
@@ -665,6 +664,29 @@ def _add_event(s: Session, bag: BagRow, event: PremisEvent, *, run_id: str | Non
     if s.scalar(sa.select(EventRow.id).where(EventRow.identifier == str(event.identifier))) is None:
         s.execute(sa.insert(EventRow), [_event_values(bag.id, event, run_id=run_id, location=location,
                                                       path=path, code=code)])
+
+
+def _insert_events(s: Session, events: Sequence[dict[str, Any]]) -> None:
+    """Insert event rows in the session's transaction: on PostgreSQL in one ``COPY``.
+
+    psycopg's ``executemany`` sends one ``INSERT`` per row, which the server parses, plans and
+    runs one by one (11,000 audit events: 2.4 s of an audit's 10.4 s under cProfile), and a
+    multi-row ``INSERT ... VALUES`` costs SQLAlchemy more to compile than it saves; ``COPY``
+    streams every row in one statement.  SQLite runs in this process: it keeps ``executemany``, as
+    does any other driver than psycopg 3 (whose cursor has ``copy``).
+    """
+    if not events:
+        return
+    dialect = s.get_bind().dialect
+    if (dialect.name, dialect.driver) != ("postgresql", "psycopg"):
+        s.execute(sa.insert(_EVENTS), list(events))
+        return
+    columns = list(events[0])
+    raw: Any = s.connection().connection.dbapi_connection  # psycopg's connection, in this transaction
+    with raw.cursor() as cursor, cursor.copy(
+            f"COPY {_EVENTS.name} ({', '.join(columns)}) FROM STDIN") as copy:  # names: ours, not input
+        for row in events:
+            copy.write_row([row[c] for c in columns])
 
 
 def _event_values(bag_id: int, event: PremisEvent, *, run_id: str | None, location: str | None,
