@@ -133,9 +133,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    """A real S3-compatible server (``moto_server``) on a free loopback port, for the session.
+    """A real S3-compatible server (``moto_server``) on a free loopback port, for one test module.
+
+    One per module, not per session: moto keeps every bucket and object in memory, and a server
+    that had served the whole suite answered the repair tests 5-8 times slower than a fresh one.
 
     Fake credentials are put in the environment of this process (and so of the CLI subprocesses).
     """
