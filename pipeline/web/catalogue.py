@@ -18,10 +18,11 @@ from markupsafe import Markup
 
 from pipeline.bag.tagfiles import iter_manifest, manifest_algorithms, manifest_name
 from pipeline.errors import StrongroomError
+from pipeline.ledger import FileReference
 from pipeline.premis import EVENT_TYPES, OUTCOMES, PremisObject, parse_premis, parse_xml
 from pipeline.records import parse_record
 from pipeline.web.holdings import METADATA_FILES, Holding, Holdings, Version, stamp
-from pipeline.web.ledger_view import AuditView, CopyState, EventView, FileView
+from pipeline.web.ledger_view import AuditView, CopyState, EventView
 from pipeline.web.provenance import chain, chain_svg
 
 DC = "{http://purl.org/dc/elements/1.1/}"
@@ -101,7 +102,7 @@ class ItemPage:
     dc: dict[str, list[str]]
     chain_svg: Markup | None
     chain_nodes: list[str]
-    files: list[FileView]
+    files: list[FileReference]
     formats: dict[str, str]
     events: list[EventView]
     audit_events: int
@@ -165,18 +166,18 @@ def _format_label(obj: PremisObject) -> str:
     return " · ".join(part for part in (obj.format_name, found) if part)
 
 
-def _manifest_files(holdings: Holdings, version: Version) -> list[FileView]:
+def _manifest_files(holdings: Holdings, version: Version) -> list[FileReference]:
     """The payload files of a bag the ledger does not know, from its manifests (sizes from the disk)."""
     bag = holdings.contained(version.path)
     if bag is None:
         return []
-    files: dict[str, FileView] = {}
+    files: dict[str, FileReference] = {}
     for alg in manifest_algorithms(bag):
         manifest = holdings.bag_file(version, manifest_name(alg))
         for path, digest in iter_manifest(manifest) if manifest else ():
             real = holdings.bag_file(version, path)
             size = real.stat().st_size if real else -1
-            files.setdefault(path, FileView(path, "payload", size, {})).digests[alg] = digest
+            files.setdefault(path, FileReference(path, "payload", size, {})).digests[alg] = digest
     return sorted(files.values(), key=lambda f: f.path)
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.errors import LedgerError, UsageError
-from pipeline.ledger import LEDGER_ENV, SQLITE_NAME, display_url, resolve_url
+from pipeline.ledger import LEDGER_ENV, SQLITE_NAME, FileReference, display_url, resolve_url
 from pipeline.ledger.schema import UTC, AuditRunRow, BagRow, DigestRow, EventRow, FileRow, LocationRow
 
 
@@ -61,16 +61,6 @@ class AuditView:
     location: str
     files_checked: int
     failures: tuple[str, ...]  # "<code> <path>" of each failed check
-
-
-@dataclass(frozen=True)
-class FileView:
-    """One file of a bag as registered: size and reference digests."""
-
-    path: str
-    kind: str
-    size: int
-    digests: dict[str, str]
 
 
 class LedgerView:
@@ -182,15 +172,15 @@ class LedgerView:
             views.append(AuditView(run_id, _utc(started), location or "", int(count), tuple(shown)))
         return views
 
-    def files(self, name: str) -> list[FileView]:
+    def files(self, name: str) -> list[FileReference]:
         """The bag's registered files with their reference digests, by path."""
         rows = self._rows(sa.select(FileRow.path, FileRow.kind, FileRow.size, DigestRow.algorithm, DigestRow.value)
                           .join(BagRow, BagRow.id == FileRow.bag_id)
                           .join(DigestRow, DigestRow.file_id == FileRow.id)
                           .where(BagRow.name == name).order_by(FileRow.path))
-        found: dict[str, FileView] = {}
+        found: dict[str, FileReference] = {}
         for path, kind, size, algorithm, value in rows:
-            found.setdefault(path, FileView(path, kind, size, {})).digests[algorithm] = value
+            found.setdefault(path, FileReference(path, kind, size, {})).digests[algorithm] = value
         return list(found.values())
 
 
