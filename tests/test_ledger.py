@@ -41,11 +41,22 @@ def _foreign_bag(tmp_path: Path, name: str = "foreign.v1") -> Path:
 def test_open_migrates_to_head_and_reopening_changes_nothing(ledger_url: str) -> None:
     with Ledger.open(ledger_url) as ledger:
         with ledger.engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0003"
             tables = set(sa.inspect(conn).get_table_names())
     assert {"bags", "files", "digests", "locations", "events", "audit_runs"} <= tables
     with Ledger.open(ledger_url) as again:
         assert again.bags() == []
+
+
+def test_the_bags_are_indexed_in_the_order_audits_claim_them(ledger_url: str) -> None:
+    # Claims ask for the first due bags by (last_checked_at, never checked first; name): with this
+    # index a claim reads the rows it takes instead of sorting the whole table (migration 0003).
+    with Ledger.open(ledger_url) as ledger:
+        indexes = {i["name"]: i for i in sa.inspect(ledger.engine).get_indexes("bags")}
+    assert indexes["ix_bags_due"]["column_names"] == ["last_checked_at", "name"]
+    assert "ix_bags_last_checked_at" not in indexes  # replaced: the new index leads with the same column
+    if ledger_url.startswith("postgresql"):
+        assert indexes["ix_bags_due"]["column_sorting"] == {"last_checked_at": ("nulls_first",)}
 
 
 def test_register_records_every_file_with_size_digests_location_origin_and_events(

@@ -50,7 +50,7 @@ def test_a_0001_ledger_is_upgraded_and_keeps_its_bags(ledger_url: str, tmp_path:
                              "SELECT id, 'sha256', :v, 'manifest' FROM files"), {"v": "0" * 64})
     assert _current_revision(engine) == "0001"
     with Ledger.open(ledger_url) as ledger:
-        assert _current_revision(engine) == "0002"
+        assert _current_revision(engine) == "0003"
         assert ledger.files("old.v1")["data/a.txt"].puid is None  # not identified, not invented
         bag = _seed_bag(tmp_path)
         register_bag(ledger, bag, origin="ingest")
@@ -78,17 +78,17 @@ def test_a_bag_with_another_tools_premis_registers_without_puids(ledger_url: str
         assert "metadata/premis.xml" in files and all(f.puid is None for f in files.values())
 
 
-@pytest.mark.parametrize("revision", ["0002"])
-def test_the_migration_chain_ends_at_0002(revision: str) -> None:
+def test_the_migration_chain_ends_at_0003() -> None:
     from alembic.script import ScriptDirectory
 
     scripts = ScriptDirectory.from_config(_alembic_config())
-    assert scripts.get_current_head() == revision
-    assert scripts.get_revision(revision).down_revision == "0001"
+    assert scripts.get_current_head() == "0003"
+    assert scripts.get_revision("0003").down_revision == "0002"
+    assert scripts.get_revision("0002").down_revision == "0001"
 
 
 def test_every_migration_runs_in_one_transaction_on_sqlite(tmp_path: Path) -> None:
-    """One commit for 0001+0002: a process waiting at BEGIN IMMEDIATE cannot slip in between them
+    """One commit for 0001-0003: a process waiting at BEGIN IMMEDIATE cannot slip in between them
     and run 0002 a second time (it did: "duplicate column name: puid")."""
     from pipeline.ledger import upgrade_to_head
 
@@ -96,5 +96,5 @@ def test_every_migration_runs_in_one_transaction_on_sqlite(tmp_path: Path) -> No
     commits: list[str] = []
     sa.event.listen(engine, "commit", lambda conn: commits.append("commit"))
     upgrade_to_head(engine)
-    assert _current_revision(engine) == "0002" and commits == ["commit"]
+    assert _current_revision(engine) == "0003" and commits == ["commit"]
     engine.dispose()

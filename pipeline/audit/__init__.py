@@ -1,8 +1,8 @@
 """The fixity audit: re-read every file of every copy of a bag and compare with the ledger.
 
 A check of one copy reads every payload and tag file once (every algorithm in the same read),
-compares sizes and digests with the ledger's reference and - for local copies - with the bag's
-current manifests, and names each problem with a stable code:
+compares sizes and digests with the ledger's reference and - for local copies that differ from it -
+with the bag's current manifests, and names each problem with a stable code:
 
 ======  ================================================================================
 AUD001  changed content: a payload file's bytes differ from the reference (same or larger size)

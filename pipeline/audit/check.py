@@ -20,7 +20,7 @@ from pipeline.bag.names import decode_path
 from pipeline.bag.tagfiles import info_value, parse_bag_info
 from pipeline.errors import BagInvalidError, LedgerError, StrongroomError
 from pipeline.findings import Finding
-from pipeline.fixity import SUPPORTED_ALGORITHMS, digest_file
+from pipeline.fixity import CHUNK, SUPPORTED_ALGORITHMS, digest_file, raw_digests
 from pipeline.ledger import FileReference, RegisteredContent
 
 CHANGED, MISSING, EXTRA, TRUNCATED = "AUD001", "AUD002", "AUD003", "AUD004"
@@ -65,7 +65,7 @@ def list_files(bag: Path) -> dict[str, os.stat_result]:
     Raises OSError when a directory cannot be listed.
     """
     found: dict[str, os.stat_result] = {}
-    pending = [(bag, "")]
+    pending = [(os.fspath(bag), "")]
     while pending:
         directory, prefix = pending.pop()
         with os.scandir(directory) as entries:
@@ -73,7 +73,7 @@ def list_files(bag: Path) -> dict[str, os.stat_result]:
                 rel = f"{prefix}{entry.name}"
                 st = entry.stat(follow_symlinks=False)
                 if stat.S_ISDIR(st.st_mode):
-                    pending.append((Path(entry.path), f"{rel}/"))
+                    pending.append((entry.path, f"{rel}/"))
                 else:
                     found[rel] = st
     return found
@@ -245,8 +245,11 @@ def check_local(bag: Path, reference: Mapping[str, FileReference], algorithms: S
     except OSError as exc:
         return LocationCheck(where, (Finding(code=UNREADABLE, message=f"cannot read {bag}: {_why(exc)}"),))
     observed, unreadable = _digest_all(bag, files, reference, algorithms)
-    manifests = read_manifests(bag, [p for p in files if "/" not in p])
-    findings = classify(reference, observed, manifests) + unreadable
+    findings = unreadable
+    if not _intact(reference, observed):
+        # The bag's own manifests only explain a difference (AUD006 against AUD001/AUD005); an
+        # intact copy's manifests are tag files whose bytes were just read and matched the ledger.
+        findings = classify(reference, observed, read_manifests(bag, [p for p in files if "/" not in p])) + findings
     return LocationCheck(where, tuple(sorted(findings, key=_order)), observed,
                          sum(max(size, 0) for size, _ in observed.values()))
 
@@ -274,17 +277,44 @@ def _digest_all(bag: Path, files: Mapping[str, os.stat_result], reference: Mappi
                 algorithms: Sequence[str]) -> tuple[Fixity, list[Finding]]:
     observed: Fixity = {}
     problems: list[Finding] = []
+    root = f"{os.fspath(bag)}/"
+    usual = sorted(set(algorithms))
     for path, st in sorted(files.items()):
         if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
             # Never follow a link out of the bag: a file turned into a link is a changed file.
             observed[path] = (NOT_REGULAR, {})
             continue
-        algs = sorted(set(algorithms) | set(reference[path].digests if path in reference else ()))
+        ref = reference.get(path)
+        algs = usual if ref is None or ref.digests.keys() <= set(usual) else sorted(set(usual) | set(ref.digests))
         try:
-            observed[path] = digest_file(bag / path, algs)
+            observed[path] = _digest(root + path, st.st_size, algs)
         except OSError as exc:
             problems.append(Finding(code=UNREADABLE, path=path, message=f"cannot be read: {_why(exc)}"))
     return observed, problems
+
+
+def _digest(path: str, listed_size: int, algorithms: Sequence[str]) -> tuple[int, dict[str, str]]:
+    """(octets, {algorithm: hexdigest}) of one file, read to its end whatever its size now.
+
+    Files listed under one block are hashed on this thread (:func:`raw_digests`: no per-file
+    buffer, thread or ``Path``); larger ones by :func:`digest_file`, which hashes each algorithm
+    on its own thread.
+    """
+    if listed_size < CHUNK:
+        size, raw = raw_digests(path, algorithms)
+        return size, {alg: d.hex() for alg, d in zip(algorithms, raw)}
+    return digest_file(Path(path), algorithms)
+
+
+def _intact(reference: Mapping[str, FileReference], observed: Fixity) -> bool:
+    """True when the copy holds exactly the reference's files, each of its size and digests."""
+    if len(reference) != len(observed):
+        return False
+    for path, ref in reference.items():
+        seen = observed.get(path)
+        if seen is None or not _matches(ref, seen):
+            return False
+    return True
 
 
 def classify(reference: Mapping[str, FileReference], observed: Fixity,

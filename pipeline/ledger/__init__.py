@@ -539,9 +539,18 @@ class Ledger:
         if not checked:
             return
         now = utcnow()
+        names = [c.name for c in checked]
+        damaged = [c.name for c in checked if c.damaged]
+        ours = BagRow.claimed_by == run_id
         with self.session() as s:
-            ids = dict(s.execute(sa.select(BagRow.name, BagRow.id)
-                                 .where(BagRow.name.in_([c.name for c in checked]))).tuples().all())
+            # One statement marks the bags checked, releases this run's claims on them and gives
+            # their ids; a write first, so that a SQLite transaction never has to upgrade a read.
+            ids = dict(s.execute(sa.update(BagRow).where(BagRow.name.in_(names)).values(
+                last_checked_at=now,
+                last_outcome=sa.case((BagRow.name.in_(damaged), "damaged"), else_="clean"),
+                claimed_by=sa.case((ours, sa.null()), else_=BagRow.claimed_by),
+                lease_until=sa.case((ours, sa.null()), else_=BagRow.lease_until),
+            ).returning(BagRow.name, BagRow.id).execution_options(synchronize_session=False)).tuples().all())
             for c in checked:
                 if c.name not in ids:
                     raise LedgerError(f"{c.name}: not registered in the ledger {self.url}")
@@ -549,17 +558,9 @@ class Ledger:
                                     code=r.code) for c in checked for r in c.records]
             # Fresh identifiers: no look-up per event (a bag may hold tens of thousands of files).
             _insert_events(s, events)
-            for outcome in ("damaged", "clean"):
-                names = [c.name for c in checked if (outcome == "damaged") == c.damaged]
-                if names:
-                    s.execute(sa.update(BagRow).where(BagRow.name.in_(names))
-                              .values(last_checked_at=now, last_outcome=outcome))
-            s.execute(sa.update(BagRow).where(BagRow.name.in_([c.name for c in checked]),
-                                              BagRow.claimed_by == run_id)
-                      .values(claimed_by=None, lease_until=None))
             s.execute(sa.update(AuditRunRow).where(AuditRunRow.id == run_id).values(
                 bags_checked=AuditRunRow.bags_checked + len(checked),
-                bags_damaged=AuditRunRow.bags_damaged + sum(c.damaged for c in checked),
+                bags_damaged=AuditRunRow.bags_damaged + len(damaged),
                 bytes_read=AuditRunRow.bytes_read + sum(c.bytes_read for c in checked)))
 
     def run_summary(self, run_id: str) -> dict[str, Any]:
