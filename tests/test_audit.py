@@ -322,3 +322,12 @@ def test_a_crash_mid_batch_records_and_reports_none_of_it_and_the_next_run_check
 def test_an_impossible_batch_is_a_usage_error(size: int, batch_bytes: int) -> None:
     with pytest.raises(UsageError, match="audit batch holds"):
         AuditOptions(batch_size=size, batch_bytes=batch_bytes)
+
+
+def test_audit_help_states_the_batch_size_the_library_uses() -> None:
+    from pipeline.audit.run import DEFAULT_BATCH_SIZE
+    from tests.conftest import run_cli
+
+    done = run_cli("audit", "--help", env={"COLUMNS": "200"})
+    assert done.returncode == 0
+    assert f"(default {DEFAULT_BATCH_SIZE}, fewer" in " ".join(done.stdout.split())

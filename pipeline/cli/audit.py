@@ -40,8 +40,9 @@ def register(sub: "argparse._SubParsersAction[Any]") -> None:
     _ledger_options(a)
     _audit_scope_options(a)
     a.add_argument("--batch", type=int, default=None, metavar="N",
-                   help="bags claimed, checked and recorded in one ledger transaction (default 32, fewer "
-                        "when they are large); a crash loses at most the batch in hand, re-checked next run")
+                   help="bags claimed, checked and recorded in one ledger transaction (default "
+                        "256, fewer when they are large); a crash loses at most the two "
+                        "batches in hand (one checked, one being recorded), re-checked next run")
     a.add_argument("--json", nargs="?", const="-", metavar="FILE",
                    help="write the report as JSON to FILE (or to standard output instead of the text)")
     a.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report")
