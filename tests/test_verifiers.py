@@ -205,20 +205,3 @@ def test_ingest_keeps_the_second_opinions_hooks_when_it_notes_the_packing_time()
     wrapped = steps.packed_then(inner)
     assert getattr(wrapped, "prepare") == inner.prepare and getattr(wrapped, "close") == inner.close
     inner.close()
-
-
-def test_large_staged_files_are_flushed_as_they_are_copied(tmp_path: Path, source: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.bag import writer
-
-    flushed: list[str] = []
-    real = writer.fsync_path
-    monkeypatch.setattr(writer, "_WRITEBACK_SIZE", 5000)  # b.bin (5,000 B) and a.txt (6,000 B)
-
-    def spy(path: Path) -> None:
-        flushed.append(path.name)
-        real(path)
-
-    monkeypatch.setattr(writer, "fsync_path", spy)
-    bag_directory(source, tmp_path / "bag", second_opinion=False)
-    assert flushed[:2] == ["a.txt", "b.bin"]  # before the staging tree's own flush and publication

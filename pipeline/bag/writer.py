@@ -33,7 +33,7 @@ import re
 import shutil
 import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TextIO
@@ -135,12 +135,10 @@ def write_bag(dest: Path, payload: Iterable[PayloadFile], options: BagOptions = 
             prepare = getattr(verify, "prepare", None)
             if prepare is not None:
                 prepare(checked.files, checked.octets)
-        with _Writeback() as writeback:
-            files, octets = _copy_payload(staging, pairs, checked, algorithms, options, writeback)
-            staged = PayloadView(staging, algorithms, files, octets)
-            tag_names = _write_tag_files(staging, staged, algorithms, options)
-            notes = _flush_and_verify(staging, options.verifiers, writeback,
-                                      side_by_side=_side_by_side(files, octets))
+        files, octets = _copy_payload(staging, pairs, checked, algorithms, options)
+        staged = PayloadView(staging, algorithms, files, octets)
+        tag_names = _write_tag_files(staging, staged, algorithms, options)
+        notes = _flush_and_verify(staging, options.verifiers, side_by_side=_side_by_side(files, octets))
         if options.after_verify:
             tag_names = _add_final_tag_files(staging, tag_names, algorithms, options.after_verify(staged, notes))
         _publish(staging, dest)
@@ -225,12 +223,11 @@ def _new_staging(dest: Path) -> Path:
 
 
 def _copy_payload(staging: Path, pairs: Pairs, checked: PayloadCheck, algorithms: tuple[str, ...],
-                  options: BagOptions, writeback: _Writeback) -> tuple[int, int]:
+                  options: BagOptions) -> tuple[int, int]:
     """Copy (and hash) every payload file, appending its manifest lines; return (files, octets).
 
     Several copies are in flight (see ``copy_files``); results arrive in bag-path order, so each
-    manifest line is written as its file is done and nothing per file is kept.  Each large
-    finished copy is handed to the disk's write-back (:class:`_Writeback`).
+    manifest line is written as its file is done and nothing per file is kept.
     """
     data = staging / "data"
     data.mkdir()
@@ -253,8 +250,6 @@ def _copy_payload(staging: Path, pairs: Pairs, checked: PayloadCheck, algorithms
                 if stated:
                     _check_expected(Path(source), digests, stated)
                 manifests.add(bag_path, size, digests)
-                if size >= _WRITEBACK_SIZE:
-                    writeback.start(target)
                 done[1] += 1
                 if progress is not None:
                     progress(done[0], done[1])
@@ -453,23 +448,16 @@ def _side_by_side(files: int, octets: int) -> bool:
     return octets / files >= _SIDE_BY_SIDE_MEAN_SIZE
 
 
-def _flush_and_verify(staging: Path, verifiers: Sequence[Verifier], writeback: _Writeback, *,
-                      side_by_side: bool) -> str:
+def _flush_and_verify(staging: Path, verifiers: Sequence[Verifier], *, side_by_side: bool) -> str:
     """Flush the staging tree to disk while the verifiers read it; return when both are done.
 
     The verifiers read the page cache, which the flush does not change, so the disk's write-back
-    (2 s for 1 GiB on this VM's disk) overlaps their hashing instead of preceding it; the large
-    files' own write-back began as each was copied (:class:`_Writeback`).  Publication still
+    (0.4-0.6 s for 1 GiB here) overlaps their hashing instead of preceding it.  Publication still
     waits for both: a bag appears only once durable *and* verified.  A verifier's rejection is
     raised after the flush has finished, so the staging tree is never removed under it.
     """
-
-    def flush() -> None:
-        writeback.finish()
-        flush_tree(staging)
-
     with ThreadPoolExecutor(1, thread_name_prefix="strongroom-flush") as flusher:
-        flushed = flusher.submit(flush)
+        flushed = flusher.submit(flush_tree, staging)
         try:
             notes = _verify(staging, verifiers, side_by_side=side_by_side)
         finally:
@@ -478,46 +466,6 @@ def _flush_and_verify(staging: Path, verifiers: Sequence[Verifier], writeback: _
             except OSError as exc:  # the disk refused the bag: nothing is published
                 raise BagWriteError(f"{staging}: cannot flush the bag to disk: {exc.strerror or exc}") from exc
     return notes
-
-
-#: Copied files of this size or more are flushed to disk as soon as they are copied.
-_WRITEBACK_SIZE = 8 << 20
-
-
-class _Writeback:
-    """Large staged files flushed to disk one by one as they are copied, on a thread of its own.
-
-    The kernel starts writing dirty pages back on its own only once they pass a tenth of memory
-    (``vm.dirty_background_ratio``; 2.4 GB on the project's 24 GiB VM): a 1 GiB payload sat in
-    memory until the bag's one ``syncfs``, which then took 2.0-2.5 s after the copy (measured with
-    ``benchmarks/phases.py``, beside a 0.7 s re-read).  An ``fsync`` of each large
-    file as soon as its copy is closed lets the disk write while the next file is copied and
-    hashed.  It adds a flush, it replaces none: the staging tree's ``syncfs`` still runs before
-    publication (:func:`_flush_and_verify`), and a failed ``fsync`` stops it.
-    """
-
-    def __init__(self) -> None:
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: list[Future[None]] = []
-
-    def __enter__(self) -> _Writeback:
-        return self
-
-    def start(self, target: str) -> None:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="strongroom-writeback")
-        self._pending.append(self._pool.submit(fsync_path, Path(target)))
-
-    def finish(self) -> None:
-        """Wait for every flush started; raise the first failure (OSError)."""
-        pending, self._pending = self._pending, []
-        for future in pending:
-            future.result()
-
-    def __exit__(self, *exc: object) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:  # on a failure, flushes in flight end before staging is removed
-            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _verify(staging: Path, verifiers: Sequence[Verifier], *, side_by_side: bool = True) -> str:
