@@ -108,7 +108,7 @@ def copy_file(source: StrPath, target: StrPath, algorithms: Sequence[str], *,
             raise OSError(errno.EINVAL, "not a regular file", os.fspath(source))
         dst = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         try:
-            size = _pump(_fd_reader(src, on_bytes), hashers, _fd_writer(dst))
+            size = _pump(_fd_reader(src, on_bytes), hashers, _fd_writer(dst, writeback=True))
         finally:
             os.close(dst)
     finally:
@@ -366,12 +366,37 @@ def _fd_reader(fd: int, on_bytes: Callable[[int], None] | None = None) -> Callab
     return read
 
 
-def _fd_writer(fd: int) -> Callable[[memoryview], None]:
-    def write(view: memoryview) -> None:
+#: A copy asks the kernel to start writing each WRITEBACK_STEP bytes to disk as they are written.
+WRITEBACK_STEP = 8 << 20
+
+
+def _fd_writer(fd: int, *, writeback: bool = False) -> Callable[[memoryview], None]:
+    """Write each block whole to ``fd``; with ``writeback``, start each written step on its way to disk.
+
+    A large copy's pages then go to the disk while the rest is copied and hashed instead of all
+    at the bag's final flush (see :func:`pipeline.durable.start_writeback`: nothing is waited for).
+    """
+    if not writeback:
+        def write(view: memoryview) -> None:
+            while view:
+                view = view[os.write(fd, view):]
+
+        return write
+
+    from pipeline.durable import start_writeback
+
+    written = [0, 0]  # bytes written, bytes handed to the write-back
+
+    def write_stepped(view: memoryview) -> None:
+        n = len(view)
         while view:
             view = view[os.write(fd, view):]
+        written[0] += n
+        if written[0] - written[1] >= WRITEBACK_STEP:
+            start_writeback(fd, written[1], written[0] - written[1])
+            written[1] = written[0]
 
-    return write
+    return write_stepped
 
 
 def _open_nofollow_fd(path: StrPath, *, nonblock: bool = False) -> int:
