@@ -12,7 +12,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
-.PHONY: run test bench install clean-venv
+.PHONY: run test browser bench install clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,17 @@ run: $(STAMP)
 	$(BIN)/strongroom ingest --records records --bags bags
 	$(BIN)/strongroom show bags/*.v*/
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The catalogue's tests drive a real headless browser, Debian's chromium: installed here when it is
+# absent and this is a Debian machine where we may install (root); elsewhere the tests say what is missing.
+browser:
+	@command -v chromium >/dev/null || ! command -v apt-get >/dev/null || [ "$$(id -u)" != 0 ] || \
+	 { echo "strongroom: installing chromium for the catalogue's browser tests (apt-get)"; \
+	   apt-get install -y -q chromium >/dev/null 2>&1 || \
+	   { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } || \
+	   echo "strongroom: warning: apt-get could not install chromium; the browser tests will fail"; }
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
